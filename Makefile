@@ -1,0 +1,44 @@
+# mnist-lightning: `make help` lists the targets.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+CONFIG ?= configs/base.yaml
+DATA ?= data
+CKPT ?= best
+ARGS ?=
+
+.PHONY: help install train test export tensorboard lint bench accuracy clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the project with its dev tools
+
+train: install ## fit CONFIG (default configs/base.yaml); extra CLI flags in ARGS="..."
+	$(PY) -m mnist_lightning fit --config $(CONFIG) --data.data_dir $(DATA) $(ARGS)
+
+test: install ## run the test suite
+	$(PY) -m pytest -q
+
+export: install ## export CKPT (best|last|path, of the newest run) to ONNX without training
+	$(PY) -m mnist_lightning export --ckpt_path $(CKPT) $(ARGS)
+
+tensorboard: install ## serve the training curves of every run
+	$(VENV)/bin/tensorboard --logdir lightning_logs
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+bench: install ## side-by-side speed benchmark on the real MNIST in DATA
+	$(PY) benchmarks/bench_train.py --data $(DATA) $(ARGS)
+
+clean: ## remove runs, exports and caches (keeps data/ and .venv/)
+	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -not -path './$(VENV)/*' -exec rm -rf {} +

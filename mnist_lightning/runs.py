@@ -1,0 +1,47 @@
+"""Where runs live: ``<root>/lightning_logs/version_N/`` with ``checkpoints/``, event files and ``mnist.onnx``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mnist_lightning.errors import UserError
+
+LOG_NAME = "lightning_logs"
+BEST_PREFIX = "best-"
+# file name of the best checkpoint; '/' inside the braces is the metric key, not a folder
+BEST_FILENAME = BEST_PREFIX + "epoch{epoch:02d}-acc{val/acc:.4f}"
+
+
+def run_dirs(root: str | Path = ".") -> list[Path]:
+    """The run folders under ``root``, oldest first by version number."""
+    runs = [p for p in (Path(root) / LOG_NAME).glob("version_*") if p.is_dir()]
+    return sorted(runs, key=lambda p: int(re.sub(r"\D", "", p.name) or -1))
+
+
+def _acc(ckpt: Path) -> float:
+    match = re.search(r"acc(\d+\.\d+)", ckpt.name)
+    return float(match.group(1)) if match else -1.0
+
+
+def find_checkpoint(which: str, root: str | Path = ".") -> Path:
+    """'best' or 'last' checkpoint of the newest run under ``root`` that has one."""
+    for run in reversed(run_dirs(root)):
+        ckpts = run / "checkpoints"
+        if which == "last" and (ckpts / "last.ckpt").is_file():
+            return ckpts / "last.ckpt"
+        if which == "best" and (best := sorted(ckpts.glob(BEST_PREFIX + "*.ckpt"), key=_acc)):
+            return best[-1]
+    raise UserError(
+        f"no '{which}' checkpoint found under {Path(root) / LOG_NAME}; train first "
+        "(python -m mnist_lightning fit --config configs/base.yaml) or pass --ckpt_path PATH/TO/FILE.ckpt."
+    )
+
+
+def resolve_checkpoint(ckpt_path: str | Path | None, root: str | Path = ".") -> Path | None:
+    """Turn 'best'/'last' into a file of the newest run; other paths are returned as they are."""
+    if ckpt_path in (None, ""):
+        return None
+    if str(ckpt_path) in ("best", "last"):
+        return find_checkpoint(str(ckpt_path), root)
+    return Path(ckpt_path)
