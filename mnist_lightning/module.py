@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import lightning as L
@@ -20,7 +21,9 @@ STAGES = ("train", "val", "test")
 class MNISTClassifier(L.LightningModule):
     """Wraps :class:`MyMNIST`; logs ``{train,val,test}/{loss,acc}``; predicts digits and probabilities."""
 
-    def __init__(self, hidden_layers: Sequence[int] = (256, 32), lr: float = 1e-3) -> None:
+    def __init__(
+        self, hidden_layers: Sequence[int] = (256, 32), lr: float = 1e-3, fused_adam: bool = True, compile: bool = False
+    ) -> None:
         super().__init__()
         hidden_layers = list(hidden_layers)
         if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden_layers):
@@ -28,15 +31,27 @@ class MNISTClassifier(L.LightningModule):
         if not lr > 0:
             raise UserError(f"model.lr must be > 0, got {lr}.")
         # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters({"hidden_layers": hidden_layers, "lr": float(lr)})
+        self.save_hyperparameters(
+            {"hidden_layers": hidden_layers, "lr": float(lr), "fused_adam": bool(fused_adam), "compile": bool(compile)}
+        )
         self.net = MyMNIST(hidden_layers)
-        # validate_args=False: the default checks sync the host on every update
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
         # costs more than the step itself here. validate_args=False: the checks sync the host on every update.
         self.metrics = nn.ModuleDict()
         for stage in STAGES:
             self.metrics[f"{stage}_loss"] = MeanMetric()
             self.metrics[f"{stage}_acc"] = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
+
+    def configure_model(self) -> None:
+        if self.hparams.compile:
+            self.net.compile()  # in place: state_dict keys and the ONNX export stay those of the plain net
+
+    def on_fit_start(self) -> None:
+        if self.device.type == "cpu" and not torch.cuda.is_available():
+            # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety on GPU hosts), which makes the CUDA check
+            # that Adam.step() runs on every step dlopen NVML and fail each time on a GPU-less host with a CUDA
+            # build of torch: ~40 us per step, for nothing. Without a GPU there is no CUDA context to protect.
+            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -82,4 +97,5 @@ class MNISTClassifier(L.LightningModule):
         return out
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        # fused: one kernel for all parameters instead of ~10 small ops per tensor (about 2x faster steps on CPU)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=self.hparams.fused_adam)
