@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from mnist_lightning.data import MNISTDataModule
@@ -56,12 +56,14 @@ class MNISTCLI(LightningCLI):
         print("\n".join(lines), flush=True)
 
 
-def run_cli(args: list[str] | None = None) -> MNISTCLI:
+def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | None = None) -> MNISTCLI:
+    """Build and run the CLI; ``extra_callbacks`` are added to the Trainer (benchmarks, tests)."""
     return MNISTCLI(
         MNISTClassifier,
         MNISTDataModule,
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
         args=args,
     )
 
