@@ -17,7 +17,7 @@ from torchvision.datasets import MNIST
 
 from mnist_lightning.errors import UserError
 
-# (file name, md5 of the official .gz, IDX magic number, expected item count or None)
+# the four official files and their MD5s, as torchvision knows them
 FILES = {name: md5 for name, md5 in MNIST.resources}
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 SPLIT_SEED = 1234  # the train/val split is fixed, whatever the training seed, so runs compare on one val set
