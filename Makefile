@@ -6,8 +6,9 @@ CONFIG ?= configs/base.yaml
 DATA ?= data
 CKPT ?= best
 ARGS ?=
+ONNX ?= latest
 
-.PHONY: help install train test export tensorboard lint bench accuracy clean
+.PHONY: help install train test export serve tensorboard lint bench accuracy clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +30,9 @@ test: install ## run the test suite
 
 export: install ## export CKPT (best|last|path, of the newest run) to ONNX without training
 	$(PY) -m mnist_lightning export --ckpt_path $(CKPT) $(ARGS)
+
+serve: install ## draw-a-digit page on http://127.0.0.1:8000 (ONNX=latest run's mnist.onnx; ARGS="--port 8080")
+	$(PY) -m mnist_lightning serve --onnx $(ONNX) --data $(DATA) $(ARGS)
 
 tensorboard: install ## serve the training curves of every run
 	$(VENV)/bin/tensorboard --logdir lightning_logs

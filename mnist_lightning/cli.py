@@ -75,6 +75,10 @@ def main(args: list[str] | None = None) -> int:
             from mnist_lightning.export import export_main
 
             export_main(argv[1:])
+        elif argv[:1] == ["serve"]:
+            from mnist_lightning.serve import serve_main
+
+            serve_main(argv[1:])
         else:
             run_cli(argv)
     except UserError as err:

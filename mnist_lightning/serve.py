@@ -1,0 +1,222 @@
+"""``python -m mnist_lightning serve``: a draw-a-digit web page and a JSON API on the exported ONNX model.
+
+onnxruntime, numpy and PIL only: importing this module (or running the subcommand) never imports torch, so the
+server starts fast and ships without it. Images go through :func:`mnist_lightning.preprocess.mnist_pixels`, the
+preprocessing the predict commands use, so the page, the API and the command line see the same pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import struct
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from PIL import Image, UnidentifiedImageError
+
+from mnist_lightning.errors import UserError
+from mnist_lightning.preprocess import ImageError, mnist_pixels
+from mnist_lightning.runs import run_dirs
+
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a 280x280 canvas PNG is ~5 KB; anything near this is not a digit drawing
+MAX_IMAGE_PIXELS = 4096 * 4096  # checked before decoding: a small PNG can inflate to gigabytes
+TEST_IMAGES = "MNIST/raw/t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "MNIST/raw/t10k-labels-idx1-ubyte.gz"
+
+
+class DigitModel:
+    """An exported ``mnist.onnx`` (input ``images`` [N, 784] in [0, 1], output ``numbers`` [N, 10] logits)."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such ONNX file; train first (make train) or pass --onnx PATH/TO/mnist.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # a 784-256-32-10 MLP is faster on one thread than on a thread pool
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own assorted types for a bad file
+            raise UserError(f"{path}: not a loadable ONNX model ({str(err)[:200]})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if [i.name for i in inputs] != ["images"] or "numbers" not in [o.name for o in outputs]:
+            raise UserError(f"{path}: expected input 'images' and output 'numbers' (a mnist_lightning export)")
+        self.path = path
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """float32 [N, 784] -> softmax probabilities [N, 10]."""
+        (logits,) = self.session.run(["numbers"], {"images": np.ascontiguousarray(pixels, dtype=np.float32)})
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def read_idx_gz(path: Path, magic: int) -> np.ndarray:
+    """An IDX ``.gz`` file (the MNIST format) as a uint8 array, without torch."""
+    data = gzip.decompress(path.read_bytes())
+    found, *_ = struct.unpack(">I", data[:4])
+    if found != magic:
+        raise ValueError(f"{path}: not an IDX file with magic {magic} (found {found})")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_test_digits(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """MNIST's test images [N, 28, 28] and labels, or None when they are missing or unreadable (the page says so)."""
+    if data_dir is None:
+        return None
+    try:
+        images = read_idx_gz(Path(data_dir) / TEST_IMAGES, 2051)
+        labels = read_idx_gz(Path(data_dir) / TEST_LABELS, 2049)
+    except (OSError, ValueError, EOFError) as err:
+        print(f"note: 'try a test digit' is off: {err}", file=sys.stderr)
+        return None
+    if images.shape[1:] != (28, 28) or len(images) != len(labels):
+        print(f"note: 'try a test digit' is off: {data_dir} holds no 28x28 images with labels", file=sys.stderr)
+        return None
+    return images, labels
+
+
+def decode_image(body: bytes) -> np.ndarray:
+    """Uploaded image bytes -> MNIST pixels [784]; bad or oversized images raise HTTPException 4xx."""
+    try:
+        with Image.open(io.BytesIO(body)) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise HTTPException(413, f"image is {img.width}x{img.height}; at most {MAX_IMAGE_PIXELS} pixels")
+            img.load()
+            return mnist_pixels(img, "upload")
+    except ImageError as err:
+        raise HTTPException(422, str(err)) from None
+    except UnidentifiedImageError:
+        raise HTTPException(422, "the body is not an image PIL can read (PNG, JPEG, ...)") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise HTTPException(422, f"not a readable image ({err})") from None
+
+
+def parse_pixels(body: bytes) -> np.ndarray:
+    """JSON ``[784 numbers]`` or ``{"pixels": [...]}`` (flat or 28x28), white on black, in [0, 1]."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HTTPException(400, f"body is not valid JSON ({err})") from None
+    if isinstance(data, dict):
+        data = data.get("pixels")
+    try:
+        pixels = np.asarray(data, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise HTTPException(422, "pixels must be a list of 784 numbers (or 28 lists of 28)") from None
+    if pixels.size != 784 or pixels.shape not in ((784,), (28, 28)):
+        raise HTTPException(422, f"pixels must be 784 numbers (or 28x28), got shape {list(pixels.shape)}")
+    if not np.isfinite(pixels).all() or pixels.min() < 0.0 or pixels.max() > 1.0:
+        raise HTTPException(422, "pixels must be finite numbers in [0, 1] (white digit on black)")
+    return pixels.reshape(784)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` (whatever Content-Length claims)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"request body over {limit} bytes")
+    return bytes(body)
+
+
+def answer(model: DigitModel, pixels: np.ndarray, with_input: bool = False) -> dict:
+    probs = model.probabilities(pixels[None])[0]
+    result = {"digit": int(probs.argmax()), "probabilities": [round(float(p), 6) for p in probs]}
+    if with_input:  # what the model saw, for the page's 28x28 preview
+        result["input"] = [round(float(v), 3) for v in pixels]
+    return result
+
+
+def create_app(onnx: str | Path, data_dir: str | Path | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+    model = DigitModel(onnx)
+    test_digits = load_test_digits(data_dir)
+    rng = np.random.default_rng()
+    page = resources.files("mnist_lightning").joinpath("static/index.html").read_text(encoding="utf-8")
+    app = FastAPI(title="mnist-lightning", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.get("/health")
+    def health() -> dict:
+        count = 0 if test_digits is None else len(test_digits[1])
+        return {"status": "ok", "model": model.path.name, "test_digits": count}
+
+    @app.post("/predict")
+    async def predict(request: Request, include_input: bool = False) -> dict:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json" and not kind.startswith("image/") and kind != "application/octet-stream":
+            raise HTTPException(415, "send a PNG/JPEG (Content-Type image/png ...) or JSON 784 pixel values")
+        body = await read_body(request, max_body)
+        if not body:
+            raise HTTPException(400, "empty request body")
+        if kind == "application/json":
+            pixels = parse_pixels(body)
+        else:
+            pixels = await run_in_threadpool(decode_image, body)
+        return answer(model, pixels, include_input)
+
+    @app.get("/test-digit")
+    def test_digit(index: int | None = None) -> dict:
+        if test_digits is None:
+            raise HTTPException(404, "no MNIST test images: start the server with --data DIR (DIR/MNIST/raw/t10k-*)")
+        images, labels = test_digits
+        if index is None:
+            index = int(rng.integers(len(labels)))
+        if not 0 <= index < len(labels):
+            raise HTTPException(422, f"index must be in [0, {len(labels)})")
+        pixels = images[index].reshape(784).astype(np.float32) / 255.0
+        return {"index": index, "label": int(labels[index]), **answer(model, pixels, with_input=True)}
+
+    return app
+
+
+def newest_onnx(root: str | Path = ".") -> Path:
+    """The newest run's ``mnist.onnx`` under ``root/lightning_logs``."""
+    for run in reversed(run_dirs(root)):
+        if (run / "mnist.onnx").is_file():
+            return run / "mnist.onnx"
+    raise UserError(f"no mnist.onnx under {Path(root) / 'lightning_logs'}; train first (make train) or pass --onnx")
+
+
+def serve_main(argv: list[str]) -> None:
+    """``python -m mnist_lightning serve``: the draw-a-digit page on an exported ONNX model."""
+    parser = argparse.ArgumentParser(prog="python -m mnist_lightning serve", description=serve_main.__doc__)
+    parser.add_argument("--onnx", default="latest", help="an exported mnist.onnx, or 'latest' (the newest run's)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--data", default="data", help="folder holding MNIST/raw/t10k-* for 'try a test digit'")
+    parser.add_argument("--max-body", type=int, default=MAX_BODY_BYTES, help="largest request body in bytes")
+    args = parser.parse_args(argv)
+    onnx = newest_onnx() if args.onnx == "latest" else Path(args.onnx)
+    app = create_app(onnx, args.data, args.max_body)
+
+    import uvicorn  # only here: importing the module (tests, benchmarks) needs no server
+
+    print(f"serving {onnx} on http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def main(argv: list[str]) -> int:
+    """``serve`` without the Lightning CLI (``python -m mnist_lightning serve`` comes here)."""
+    try:
+        serve_main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,55 @@
+"""Start ``python -m mnist_lightning serve`` as a real process on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(onnx: Path, data_dir: Path | None, startup_s: float = 60.0) -> Iterator[str]:
+    """Yields the server's base URL (``http://127.0.0.1:PORT/``); the process is stopped on exit."""
+    port = free_port()
+    args = [sys.executable, "-m", "mnist_lightning", "serve", "--onnx", str(onnx), "--port", str(port)]
+    args += ["--data", str(data_dir) if data_dir else str(Path(tempfile.gettempdir()) / "no-mnist-here")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            deadline = time.monotonic() + startup_s
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read()}")
+                try:
+                    with urllib.request.urlopen(url + "health", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"server not up on {url} after {startup_s}s") from None
+                    time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
