@@ -187,6 +187,7 @@ class MNISTDataModule(L.LightningDataModule):
         download: bool = True,
         verify_md5: bool = True,
         seed: int | None = None,
+        predict_path: str | list[str] | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -197,6 +198,11 @@ class MNISTDataModule(L.LightningDataModule):
             raise UserError(f"data.val_size must be in [0, 60000), got {val_size}.")
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # people's own images for `predict`: all read and checked now, before a run folder or CSV is written
+        self.predict_files: list[Path] = []
+        self.predict_images: torch.Tensor | None = None
+        if predict_path:
+            self.predict_files, self.predict_images = load_predict_images(predict_path)
 
     def prepare_data(self) -> None:
         ensure_raw_files(self.hparams.data_dir, self.hparams.download, self.hparams.verify_md5)
@@ -241,8 +247,21 @@ class MNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> InMemoryLoader:
         return self._loader("test", train=False)
 
-    def predict_dataloader(self) -> InMemoryLoader:
+    def predict_dataloader(self) -> InMemoryLoader | list[tuple[torch.Tensor]]:
+        if self.predict_images is not None:
+            return [(x,) for x in self.predict_images.split(self.hparams.eval_batch_size)]
         return self._loader("test", train=False)
+
+
+def load_predict_images(predict_path: str | list[str]) -> tuple[list[Path], torch.Tensor]:
+    """Image files or folders -> (files, float32 [N, 784]) via the shared MNIST-style preprocessing."""
+    from mnist_lightning.preprocess import ImageError, load_batch
+
+    try:
+        files, pixels = load_batch([predict_path] if isinstance(predict_path, str) else list(predict_path))
+    except ImageError as err:
+        raise UserError(f"data.predict_path: {err}") from None
+    return files, torch.from_numpy(pixels)
 
 
 def copy_raw(src: str | Path, data_dir: str | Path) -> Path:
