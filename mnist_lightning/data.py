@@ -247,10 +247,23 @@ class MNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> InMemoryLoader:
         return self._loader("test", train=False)
 
-    def predict_dataloader(self) -> InMemoryLoader | list[tuple[torch.Tensor]]:
+    def predict_dataloader(self) -> InMemoryLoader | ImageBatches:
         if self.predict_images is not None:
-            return [(x,) for x in self.predict_images.split(self.hparams.eval_batch_size)]
+            return ImageBatches(self.predict_images, self.hparams.eval_batch_size)
         return self._loader("test", train=False)
+
+
+class ImageBatches:
+    """``(images,)`` batches of people's own images, in file order (a list would mean several dataloaders)."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int) -> None:
+        self.batches = images.split(batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor]]:
+        return ((x,) for x in self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def load_predict_images(predict_path: str | list[str]) -> tuple[list[Path], torch.Tensor]:
