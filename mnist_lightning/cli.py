@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -36,7 +38,7 @@ class MNISTCLI(LightningCLI):
         parser.add_lightning_class_args(TensorBoardViews, "views")
         parser.add_lightning_class_args(PredictionCsv, "predictions")
 
-    def instantiate_trainer(self, **kwargs: object) -> object:
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         if trainer_cfg.get("logger") in (None, True):  # the default; a configured logger is left as it is
             # Lightning's default logger, minus its placeholder hp_metric=-1: views.py logs real metrics as hparams

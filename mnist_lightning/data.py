@@ -16,6 +16,7 @@ import torch
 from torchvision.datasets import MNIST
 
 from mnist_lightning.errors import UserError
+from mnist_lightning.image_data import ImageBatches, load_predict_images
 
 # (file name, md5 of the official .gz, IDX magic number, expected item count or None)
 FILES = {name: md5 for name, md5 in MNIST.resources}
@@ -251,30 +252,6 @@ class MNISTDataModule(L.LightningDataModule):
         if self.predict_images is not None:
             return ImageBatches(self.predict_images, self.hparams.eval_batch_size)
         return self._loader("test", train=False)
-
-
-class ImageBatches:
-    """``(images,)`` batches of people's own images, in file order (a list would mean several dataloaders)."""
-
-    def __init__(self, images: torch.Tensor, batch_size: int) -> None:
-        self.batches = images.split(batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor]]:
-        return ((x,) for x in self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-def load_predict_images(predict_path: str | list[str]) -> tuple[list[Path], torch.Tensor]:
-    """Image files or folders -> (files, float32 [N, 784]) via the shared MNIST-style preprocessing."""
-    from mnist_lightning.preprocess import ImageError, load_batch
-
-    try:
-        files, pixels = load_batch([predict_path] if isinstance(predict_path, str) else list(predict_path))
-    except ImageError as err:
-        raise UserError(f"data.predict_path: {err}") from None
-    return files, torch.from_numpy(pixels)
 
 
 def copy_raw(src: str | Path, data_dir: str | Path) -> Path:
