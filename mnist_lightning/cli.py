@@ -94,7 +94,7 @@ def main(args: list[str] | None = None) -> int:
 
             return onnx_main(argv[1:])
         else:
-            run_cli(argv)
+            run_cli(args)  # None: LightningCLI reads sys.argv itself (and does not warn about it)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

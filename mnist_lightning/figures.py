@@ -52,26 +52,26 @@ def confusion_image(matrix: torch.Tensor, title: str) -> np.ndarray:
     return np.asarray(img)
 
 
-def _tile(pixels: torch.Tensor, caption: str, scale: int = 2) -> torch.Tensor:
+def _tile(pixels: torch.Tensor, caption: str, scale: int = 3) -> torch.Tensor:
     """One 28x28 digit, enlarged, with a caption strip under it, as uint8 [3, H, W]."""
     side = 28 * scale
     digit = (pixels.detach().float().cpu().reshape(28, 28).clamp(0, 1) * 255).round().byte().numpy()
-    tile = Image.new("RGB", (side, side + 14), "black")
+    tile = Image.new("RGB", (side, side + 16), "black")
     tile.paste(Image.fromarray(digit, mode="L").resize((side, side), Image.Resampling.NEAREST).convert("RGB"))
-    ImageDraw.Draw(tile).text((side // 2, side + 1), caption, fill=(255, 210, 0), font=_font(11), anchor="mt")
+    ImageDraw.Draw(tile).text((side // 2, side + 2), caption, fill=(255, 210, 0), font=_font(12), anchor="mt")
     return torch.from_numpy(np.asarray(tile).copy()).permute(2, 0, 1)
 
 
 def misclassified_grid(
     images: torch.Tensor, labels: torch.Tensor, preds: torch.Tensor, confidence: torch.Tensor, nrow: int = 8
 ) -> np.ndarray:
-    """Digits captioned ``true>pred conf%`` in a grid (torchvision ``make_grid``), as RGB uint8 [H, W, 3]."""
+    """Digits captioned ``<true> as <predicted> <confidence>`` in a grid (torchvision ``make_grid``), RGB uint8."""
     if len(images) == 0:
         img = Image.new("RGB", (260, 40), "black")
         ImageDraw.Draw(img).text((10, 12), "no misclassified digits", fill="white", font=_font(13))
         return np.asarray(img)
     tiles = [
-        _tile(x, f"{int(t)}>{int(p)} {float(c):.0%}")
+        _tile(x, f"{int(t)} as {int(p)}  {float(c):.0%}")
         for x, t, p, c in zip(images, labels, preds, confidence, strict=True)
     ]
     grid = make_grid(tiles, nrow=nrow, padding=2, pad_value=90)
