@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from mnist_lightning.errors import UserError
 from mnist_lightning.figures import confusion_image, misclassified_grid
 from mnist_lightning.model import NUM_CLASSES
 
@@ -29,7 +30,7 @@ class TensorBoardViews(L.Callback):
 
     def __init__(self, enabled: bool = True, misclassified: int = 64, hparams: bool = True) -> None:
         if misclassified < 0:
-            raise ValueError(f"views.misclassified must be >= 0, got {misclassified}")
+            raise UserError(f"views.misclassified must be >= 0 (0: no grid), got {misclassified}.")
         self.enabled, self.misclassified, self.hparams = enabled, misclassified, hparams
         # Every rank evaluates the whole val/test set here (those loaders are not sharded): no sum across ranks.
         self.confmat = MulticlassConfusionMatrix(NUM_CLASSES, validate_args=False, sync_on_compute=False)

@@ -93,3 +93,13 @@ def test_views_can_be_switched_off(data_dir: Path, tmp_path: Path) -> None:
     events = events_of(tmp_path / "lightning_logs" / "version_0")
     assert events.Tags()["images"] == [] and "val/acc" in events.Tags()["scalars"]
     assert not any(t.startswith("val/acc_digit") for t in events.Tags()["scalars"])
+
+
+def test_inspect_run_and_bad_view_settings_fail_clearly(tmp_path: Path, data_dir: Path, capsys) -> None:
+    from mnist_lightning.inspect_run import main as inspect_main
+
+    assert inspect_main([str(tmp_path)]) == 2
+    assert "holds no TensorBoard event files" in capsys.readouterr().err
+    args = small_args(data_dir, "--trainer.default_root_dir", str(tmp_path), "--views.misclassified", "-1")
+    assert main(["fit", *args]) == 2
+    assert "views.misclassified must be >= 0" in capsys.readouterr().err
