@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["MNISTClassifier", "MNISTDataModule", "MyMNIST"]
 __version__ = "0.1.0"
 
-# imported on first use, so the torch-free parts (preprocess, serve) load without torch and Lightning
+# imported on first use, so the torch-free parts (preprocess, serve, onnx_predict) load without torch and Lightning
 _LAZY = {
     "MNISTDataModule": "mnist_lightning.data",
     "MyMNIST": "mnist_lightning.model",

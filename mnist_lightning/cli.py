@@ -1,18 +1,24 @@
-"""``python -m mnist_lightning fit|validate|test|predict|export``: LightningCLI plus clear errors and a summary."""
+"""``python -m mnist_lightning fit|validate|test|predict|export|predict-onnx``: LightningCLI, clear errors, summary."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import UserError
 from mnist_lightning.export import OnnxExport, load_checkpoint
 from mnist_lightning.module import MNISTClassifier
+from mnist_lightning.predict_writer import PredictionCsv
 from mnist_lightning.runs import BEST_FILENAME, resolve_checkpoint
+from mnist_lightning.views import TensorBoardViews
 
 
 class MNISTCLI(LightningCLI):
@@ -29,6 +35,16 @@ class MNISTCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(OnnxExport, "export")
+        parser.add_lightning_class_args(TensorBoardViews, "views")
+        parser.add_lightning_class_args(PredictionCsv, "predictions")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer_cfg = self._get(self.config_init, "trainer", default={})
+        if trainer_cfg.get("logger") in (None, True):  # the default; a configured logger is left as it is
+            # Lightning's default logger, minus its placeholder hp_metric=-1: views.py logs real metrics as hparams
+            root = trainer_cfg.get("default_root_dir") or os.getcwd()
+            kwargs["logger"] = TensorBoardLogger(save_dir=root, default_hp_metric=False)
+        return super().instantiate_trainer(**kwargs)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
         super().parse_arguments(parser, args)
@@ -79,8 +95,12 @@ def main(args: list[str] | None = None) -> int:
             from mnist_lightning.serve import serve_main
 
             serve_main(argv[1:])
+        elif argv[:1] == ["predict-onnx"]:
+            from mnist_lightning.onnx_predict import main as onnx_main
+
+            return onnx_main(argv[1:])
         else:
-            run_cli(argv)
+            run_cli(args)  # None: LightningCLI reads sys.argv itself (and does not warn about it)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

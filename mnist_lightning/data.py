@@ -16,6 +16,7 @@ import torch
 from torchvision.datasets import MNIST
 
 from mnist_lightning.errors import UserError
+from mnist_lightning.image_data import ImageBatches, load_predict_images
 
 # the four official files and their MD5s, as torchvision knows them
 FILES = {name: md5 for name, md5 in MNIST.resources}
@@ -187,6 +188,7 @@ class MNISTDataModule(L.LightningDataModule):
         download: bool = True,
         verify_md5: bool = True,
         seed: int | None = None,
+        predict_path: str | list[str] | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -197,6 +199,11 @@ class MNISTDataModule(L.LightningDataModule):
             raise UserError(f"data.val_size must be in [0, 60000), got {val_size}.")
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # people's own images for `predict`: all read and checked now, before a run folder or CSV is written
+        self.predict_files: list[Path] = []
+        self.predict_images: torch.Tensor | None = None
+        if predict_path:
+            self.predict_files, self.predict_images = load_predict_images(predict_path)
 
     def prepare_data(self) -> None:
         ensure_raw_files(self.hparams.data_dir, self.hparams.download, self.hparams.verify_md5)
@@ -241,7 +248,9 @@ class MNISTDataModule(L.LightningDataModule):
     def test_dataloader(self) -> InMemoryLoader:
         return self._loader("test", train=False)
 
-    def predict_dataloader(self) -> InMemoryLoader:
+    def predict_dataloader(self) -> InMemoryLoader | ImageBatches:
+        if self.predict_images is not None:
+            return ImageBatches(self.predict_images, self.hparams.eval_batch_size)
         return self._loader("test", train=False)
 
 

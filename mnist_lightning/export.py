@@ -120,6 +120,11 @@ class OnnxExport(L.Callback):
         self.filename, self.enabled = filename, enabled
         self.path: Path | None = None
 
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # each checkpoint's own val/acc (last.ckpt's is not the run's best), for the ONNX metadata of any later export
+        if (acc := trainer.callback_metrics.get("val/acc")) is not None:
+            checkpoint["val_acc"] = float(acc)
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.enabled or trainer.sanity_checking or not trainer.is_global_zero:
             return
@@ -149,6 +154,17 @@ def onnx_metadata(ckpt: dict[str, Any], source: str, val_acc: Any = None) -> dic
     return meta
 
 
+def checkpoint_val_acc(ckpt: dict[str, Any], path: Path) -> float | None:
+    """The ``val/acc`` of this very checkpoint: stored in it, or else known when it is the run's best."""
+    if ckpt.get("val_acc") is not None:
+        return float(ckpt["val_acc"])
+    for key, state in ckpt.get("callbacks", {}).items():
+        best = state.get("best_model_path") if "ModelCheckpoint" in key else None
+        if best and Path(best).name == path.name and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None
+
+
 def export_main(argv: list[str]) -> Path:
     """``python -m mnist_lightning export``: export any checkpoint without training."""
     import argparse
@@ -164,8 +180,7 @@ def export_main(argv: list[str]) -> Path:
     net, ckpt = net_from_checkpoint(ckpt_path)
     # checkpoints/<file>.ckpt -> the run folder beside checkpoints/
     output = Path(args.output) if args.output else ckpt_path.resolve().parent.parent / "mnist.onnx"
-    callbacks = ckpt.get("callbacks", {})
-    score = next((s.get("best_model_score") for k, s in callbacks.items() if "ModelCheckpoint" in k), None)
+    score = checkpoint_val_acc(ckpt, ckpt_path)
     path = export_onnx(net, output, onnx_metadata(ckpt, str(ckpt_path), score))
     print(f"exported {ckpt_path} -> {path}")
     return path

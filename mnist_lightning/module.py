@@ -57,30 +57,33 @@ class MNISTClassifier(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels)
         # one value per sample: with nan_strategy="disable" MeanMetric ignores `weight`, so weight by repetition
         self.metrics[f"{stage}_loss"].update(loss.detach().expand(len(labels)))
         self.metrics[f"{stage}_acc"].update(logits.detach(), labels)
-        return loss
+        return loss, logits
 
     def _log_epoch(self, stage: str) -> None:
         for name in ("loss", "acc"):
             self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], prog_bar=True)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._shared_step(batch, "train")
+        loss, _ = self._shared_step(batch, "train")
         if batch_idx % self.trainer.log_every_n_steps == 0:  # a fine-grained curve, at the logger's own pace
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "val")
+    # Evaluation steps hand their logits to callbacks (views.TensorBoardViews); Lightning 2.x keeps none of them.
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        _, logits = self._shared_step(batch, "val")
+        return {"logits": logits.detach(), "labels": batch[1]}
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        _, logits = self._shared_step(batch, "test")
+        return {"logits": logits.detach(), "labels": batch[1]}
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

@@ -94,4 +94,13 @@ def find_images(inputs: list[str | Path]) -> list[Path]:
 def load_batch(inputs: list[str | Path]) -> tuple[list[Path], np.ndarray]:
     """Files/folders -> (paths, float32 [N, 784]); every file is checked before anything is returned."""
     paths = find_images(inputs)
-    return paths, np.stack([mnist_pixels(load_image(p), str(p)) for p in paths])
+    pixels, problems = [], []
+    for p in paths:
+        try:
+            pixels.append(mnist_pixels(load_image(p), str(p)))
+        except ImageError as err:  # keep going: one message naming every bad file beats fixing them one by one
+            problems.append(str(err))
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise ImageError(f"{len(problems)} of {len(paths)} files cannot be used: " + "; ".join(problems[:5]) + more)
+    return paths, np.stack(pixels)

@@ -1,0 +1,184 @@
+"""TensorBoard beyond curves: confusion matrices, per-digit accuracy, misclassified digits, learning rate, and
+hparams with real metrics (best ``val/acc``, ``test/acc``) for the HPARAMS tab.
+
+Everything happens at evaluation time or once per epoch; the per-training-step path is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from mnist_lightning.errors import UserError
+from mnist_lightning.figures import confusion_image, misclassified_grid
+from mnist_lightning.model import NUM_CLASSES
+
+# the HPARAMS tab's metric columns; each run's value is the last one logged under that tag
+HP_METRICS = ("hp/best_val_acc", "hp/test_acc")
+
+
+class TensorBoardViews(L.Callback):
+    """Per ``val``/``test`` epoch: ``{stage}/confusion_matrix`` and ``{stage}/misclassified`` images and
+    ``{stage}/acc_digit_0..9`` scalars; ``train/lr`` per epoch; hparams with ``hp/best_val_acc`` after ``fit``
+    and ``hp/test_acc`` after ``test`` (written into the tested checkpoint's own run, so one row per run)."""
+
+    def __init__(self, enabled: bool = True, misclassified: int = 64, hparams: bool = True) -> None:
+        if misclassified < 0:
+            raise UserError(f"views.misclassified must be >= 0 (0: no grid), got {misclassified}.")
+        self.enabled, self.misclassified, self.hparams = enabled, misclassified, hparams
+        # Every rank evaluates the whole val/test set here (those loaders are not sharded): no sum across ranks.
+        self.confmat = MulticlassConfusionMatrix(NUM_CLASSES, validate_args=False, sync_on_compute=False)
+        self._wrong: list[tuple[torch.Tensor, ...]] = []
+
+    def _active(self, trainer: L.Trainer) -> bool:
+        return self.enabled and not trainer.sanity_checking and bool(trainer.loggers)
+
+    # --- evaluation: accumulate on the device, draw once at the end of the epoch
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._active(trainer):
+            self.confmat = self.confmat.to(pl_module.device)
+            self.confmat.reset()
+            self._wrong = []
+
+    def _update(self, trainer: L.Trainer, outputs: Any, batch: Any) -> None:
+        if not self._active(trainer) or not isinstance(outputs, dict) or "logits" not in outputs:
+            return
+        logits, labels = outputs["logits"], outputs["labels"]
+        preds = logits.argmax(dim=-1)
+        self.confmat.update(preds, labels)
+        if self.misclassified and trainer.is_global_zero:
+            wrong = (preds != labels).nonzero().squeeze(1)
+            confidence = logits[wrong].float().softmax(dim=-1).amax(dim=-1)
+            conf, order = confidence.sort(descending=True)  # the most confident mistakes are the telling ones
+            conf, keep = conf[: self.misclassified], wrong[order[: self.misclassified]]
+            self._wrong.append((batch[0][keep].cpu(), labels[keep].cpu(), preds[keep].cpu(), conf.cpu()))
+
+    def _publish(self, trainer: L.Trainer, stage: str) -> None:
+        if not self._active(trainer):
+            return
+        matrix = self.confmat.compute().cpu()
+        if not trainer.is_global_zero:
+            return
+        step = trainer.global_step
+        rows = matrix.sum(dim=1)
+        per_digit = {f"{stage}/acc_digit_{d}": float(matrix[d, d] / rows[d]) for d in range(NUM_CLASSES) if rows[d]}
+        for logger in trainer.loggers:
+            logger.log_metrics(per_digit, step)
+        for tb in _tensorboards(trainer):
+            title = f"{stage} confusion matrix, epoch {trainer.current_epoch}, {int(matrix.sum())} digits"
+            tb.experiment.add_image(
+                f"{stage}/confusion_matrix", confusion_image(matrix, title), step, dataformats="HWC"
+            )
+            tb.experiment.add_image(f"{stage}/misclassified", self._grid(), step, dataformats="HWC")
+
+    def _grid(self) -> Any:
+        if not self._wrong:
+            return misclassified_grid(torch.zeros(0, 784), *(torch.zeros(0),) * 3)
+        images, labels, preds, conf = (torch.cat(parts) for parts in zip(*self._wrong, strict=True))
+        order = conf.argsort(descending=True)[: self.misclassified]
+        return misclassified_grid(images[order], labels[order], preds[order], conf[order])
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, pl_module)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start(trainer, pl_module)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
+        self._update(trainer, outputs, batch)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
+        self._update(trainer, outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._publish(trainer, "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._publish(trainer, "test")
+
+    # --- learning rate, once per epoch (Adam's is constant here, but a scheduler's would show)
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._active(trainer) or not trainer.is_global_zero:
+            return
+        groups = [g for opt in trainer.optimizers for g in opt.param_groups]
+        lrs = {"train/lr" if len(groups) == 1 else f"train/lr_group{i}": float(g["lr"]) for i, g in enumerate(groups)}
+        for logger in trainer.loggers:
+            logger.log_metrics(lrs, trainer.global_step)
+
+    # --- hparams: the config of the run next to the numbers that matter
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        ckpt = trainer.checkpoint_callback
+        if not (self.hparams and self._active(trainer) and trainer.is_global_zero):
+            return
+        if ckpt is not None and ckpt.best_model_score is not None:
+            score = float(ckpt.best_model_score)
+        else:
+            score = float(trainer.callback_metrics.get("val/acc", float("nan")))
+        for tb in _tensorboards(trainer):
+            write_hparams(
+                tb.experiment, run_hparams(trainer, pl_module), {"hp/best_val_acc": score}, trainer.global_step
+            )
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (self.hparams and self._active(trainer) and trainer.is_global_zero):
+            return
+        if "test/acc" not in trainer.callback_metrics:
+            return
+        metrics = {"hp/test_acc": float(trainer.callback_metrics["test/acc"])}
+        source = source_run(trainer.ckpt_path)
+        for tb in _tensorboards(trainer):
+            if source is not None and source.resolve() != Path(tb.log_dir).resolve():
+                # the trained run already holds its hparams: add the test score to its row
+                from torch.utils.tensorboard import SummaryWriter
+
+                with SummaryWriter(str(source)) as writer:
+                    for tag, value in metrics.items():
+                        writer.add_scalar(tag, value, trainer.global_step)
+            else:
+                write_hparams(tb.experiment, run_hparams(trainer, pl_module), metrics, trainer.global_step)
+
+
+def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
+    return [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+
+
+def source_run(ckpt_path: str | os.PathLike | None) -> Path | None:
+    """The run folder a checkpoint was written in (``.../version_N/checkpoints/x.ckpt``), if it has event files."""
+    if not ckpt_path:
+        return None
+    path = Path(ckpt_path)
+    run = path.parent.parent
+    if path.parent.name == "checkpoints" and any(run.glob("events.out.tfevents.*")):
+        return run
+    return None
+
+
+def run_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+    """Model and data settings (as Lightning logs them) plus seed and epochs, as TensorBoard-friendly values."""
+    params: dict[str, Any] = {f"model.{k}": v for k, v in pl_module.hparams.items() if not k.startswith("_")}
+    if trainer.datamodule is not None:
+        skip = {"predict_path", "_instantiator"}  # not settings of the run (the latter is LightningCLI's own)
+        params.update({f"data.{k}": v for k, v in trainer.datamodule.hparams.items() if k not in skip})
+    params["seed"] = os.environ.get("PL_GLOBAL_SEED", "none")
+    params["trainer.max_epochs"] = trainer.max_epochs
+    # TensorBoard takes numbers and strings (it would show booleans as 0/1)
+    return {k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else str(v) for k, v in params.items()}
+
+
+def write_hparams(writer: Any, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+    """One HPARAMS row: the experiment (which metric columns exist), the session's params, and metric values."""
+    from torch.utils.tensorboard.summary import hparams
+
+    exp, ssi, sei = hparams(params, dict.fromkeys(HP_METRICS, 0.0))  # names only: values are the scalars below
+    file_writer = writer._get_file_writer()  # as Lightning's own TensorBoardLogger.log_hyperparams does
+    for summary in (exp, ssi, sei):
+        file_writer.add_summary(summary, step)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value, step)
+    writer.flush()
