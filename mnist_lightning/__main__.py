@@ -1,9 +1,13 @@
+"""``python -m mnist_lightning``: the CLI. The onnxruntime-only commands skip importing torch and Lightning."""
+
 import sys
 
-if sys.argv[1:2] == ["serve"]:  # the web server runs on onnxruntime alone: skip the Lightning CLI and torch
-    from mnist_lightning.serve import main
+TORCH_FREE = {"serve": "mnist_lightning.serve", "predict-onnx": "mnist_lightning.onnx_predict"}
 
-    sys.exit(main(sys.argv[2:]))
+if (module := TORCH_FREE.get(sys.argv[1] if len(sys.argv) > 1 else "")) is not None:
+    import importlib
+
+    sys.exit(importlib.import_module(module).main(sys.argv[2:]))
 else:
     from mnist_lightning.cli import main_exit
 

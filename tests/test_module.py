@@ -11,7 +11,7 @@ from tests.conftest import small_args
 def test_epoch_loss_is_the_per_sample_mean_over_uneven_batches() -> None:
     module = MNISTClassifier()
     batches = [(torch.rand(n, 784), torch.randint(0, 10, (n,))) for n in (50, 50, 7)]
-    losses = [module._shared_step(b, "val").detach() for b in batches]
+    losses = [module._shared_step(b, "val")[0].detach() for b in batches]
     want = sum(loss * len(b[1]) for loss, b in zip(losses, batches, strict=True)) / 107
     torch.testing.assert_close(module.metrics["val_loss"].compute(), want)
     images = torch.cat([b[0] for b in batches])
