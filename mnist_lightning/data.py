@@ -166,10 +166,28 @@ class InMemoryLoader:
         self.labels = labels.to(sampler.device)
         self.sampler = sampler
         self.batch_sampler = None  # Lightning inspects both, like on a DataLoader
+        self.batches_done = 0  # yielded so far in this epoch: what a mid-epoch checkpoint records
+        self._resume_at: tuple[int, int] | None = None
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in self.sampler:
+        # the body runs at the first next(), i.e. after Lightning's set_epoch
+        skip = 0
+        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
+            skip = self._resume_at[1]
+        self._resume_at = None
+        self.batches_done = skip
+        for i, idx in enumerate(self.sampler):
+            if i < skip:  # consumed before the checkpoint: same (seed, epoch) order, so skip exactly those
+                continue
+            self.batches_done += 1
             yield self.images[idx].float().div_(255), self.labels[idx]
+
+    # Lightning's fit loop stores these in the checkpoint and restores them on a mid-epoch resume
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (int(state["epoch"]), int(state["batches_done"]))
 
     def __len__(self) -> int:
         return len(self.sampler)

@@ -45,3 +45,32 @@ def resolve_checkpoint(ckpt_path: str | Path | None, root: str | Path = ".") -> 
     if str(ckpt_path) in ("best", "last"):
         return find_checkpoint(str(ckpt_path), root)
     return Path(ckpt_path)
+
+
+def check_checkpoint(path: Path, hidden_layers: list[int] | None = None) -> None:
+    """Fail with a clear message unless ``path`` is a MNISTClassifier checkpoint (of ``hidden_layers``, if given)."""
+    from mnist_lightning.export import net_from_checkpoint
+
+    _, ckpt = net_from_checkpoint(path)  # readable, weights_only, and its weights fit its own architecture
+    saved = list(ckpt.get("hyper_parameters", {}).get("hidden_layers", []))
+    if hidden_layers is not None and saved and saved != list(hidden_layers):
+        raise UserError(
+            f"checkpoint {path} holds a net with hidden_layers {saved}, but the config asks for "
+            f"{list(hidden_layers)}; training cannot resume into a different architecture. Pass "
+            f"--model.hidden_layers '{saved}' to resume it, or drop --ckpt_path to train the new one from scratch."
+        )
+
+
+def resume_logger(ckpt: Path, root: str | Path = "."):  # noqa: ANN201 - a TensorBoardLogger, imported lazily
+    """A logger writing into the run folder that holds ``ckpt`` (``<root>/lightning_logs/version_N/checkpoints/``).
+
+    None when the checkpoint lives elsewhere: then the resumed run gets a new version folder as usual.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    run = ckpt.resolve().parent.parent
+    logs = (Path(root) / LOG_NAME).resolve()
+    if ckpt.resolve().parent.name != "checkpoints" or run.parent != logs or not run.name.startswith("version_"):
+        return None
+    version = run.name.removeprefix("version_")
+    return TensorBoardLogger(save_dir=root, name=LOG_NAME, version=int(version) if version.isdigit() else run.name)

@@ -1,0 +1,179 @@
+"""Exact resume: ``last.ckpt`` every epoch (and every N steps) with RNG state, and a clean stop on SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from mnist_lightning.errors import UserError
+
+LAST_NAME = "last.ckpt"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG, as plain types and tensors so the checkpoint still loads with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ResumeCheckpoint(Checkpoint):
+    """Writes ``<checkpoints>/last.ckpt`` after every validation, at every epoch end and every N training steps.
+
+    ModelCheckpoint(save_last=True) only refreshes ``last.ckpt`` when it also saved a top-k file, i.e. not in
+    epochs where ``val/acc`` did not improve; this callback saves regardless. It runs after the best-checkpoint
+    callback, so ``last.ckpt`` also carries that callback's up-to-date state.
+    """
+
+    def __init__(self, every_n_train_steps: int = 0) -> None:
+        if isinstance(every_n_train_steps, bool) or every_n_train_steps < 0:
+            raise UserError(
+                f"resume.every_n_train_steps must be 0 (only at epoch ends) or a positive step count, "
+                f"got {every_n_train_steps}."
+            )
+        self.every_n_train_steps = every_n_train_steps
+        self.dirpath: Path | None = None
+        self._saved_step = -1
+
+    @property
+    def path(self) -> Path | None:
+        return self.dirpath / LAST_NAME if self.dirpath is not None else None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
+        if best is not None:  # resolved (and broadcast from rank 0) in its own setup, which runs first
+            self.dirpath = Path(best.dirpath)
+            return
+        if trainer.loggers:  # as ModelCheckpoint does: <save_dir>/<name>/version_N/checkpoints
+            logger = trainer.loggers[0]
+            version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+            folder = os.path.join(logger.save_dir or trainer.default_root_dir, str(logger.name), version, "checkpoints")
+        else:
+            folder = os.path.join(trainer.default_root_dir, "checkpoints")
+        self.dirpath = Path(trainer.strategy.broadcast(folder))
+
+    def save(self, trainer: L.Trainer) -> Path:
+        assert self.path is not None
+        trainer.save_checkpoint(self.path)  # every rank calls it (it has a barrier); rank zero writes
+        self._saved_step = trainer.global_step
+        return self.path
+
+    def _skip(self, trainer: L.Trainer) -> bool:
+        return bool(trainer.fast_dev_run) or trainer.sanity_checking or trainer.state.fn != "fit"
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        n = self.every_n_train_steps
+        if n and trainer.global_step % n == 0 and not self._skip(trainer):
+            self.save(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._skip(trainer):
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # an epoch without validation (limit_val_batches=0, check_val_every_n_epoch > 1) still gets its checkpoint
+        if self._saved_step != trainer.global_step and not self._skip(trainer):
+            self.save(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "rng" in state_dict:
+            set_rng_state(state_dict["rng"])
+
+
+def resume_command(argv: list[str], ckpt: Path) -> str:
+    """The command line that continues this run from ``ckpt``: the same arguments, another ``--ckpt_path``."""
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--ckpt_path":
+            skip = True
+        elif not arg.startswith("--ckpt_path="):
+            args.append(arg)
+    return shlex.join([sys.executable, "-m", "mnist_lightning", *args, "--ckpt_path", str(ckpt)])
+
+
+class GracefulStop(L.Callback):
+    """SIGTERM or a first Ctrl-C: finish the current batch, save ``last.ckpt``, print how to resume, exit 128+signal.
+
+    Lightning already turns SIGTERM into a stop at the next batch boundary (on every DDP rank); a first Ctrl-C is
+    routed into the same path instead of interrupting mid-step, where the state would not be resumable. A second
+    Ctrl-C aborts at once (the previous ``last.ckpt`` stays).
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.signal: int | None = None
+        self._previous: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        launched_by_rank_zero = trainer.strategy.launcher is not None and not trainer.is_global_zero
+        # workers started by Lightning get SIGTERM forwarded from rank zero; two stop requests would desync them
+        handler = signal.SIG_IGN if launched_by_rank_zero else self._on_sigint
+        self._previous = signal.signal(signal.SIGINT, handler)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.SIGINT
+        print(
+            "\nCtrl-C: stopping after this batch to save a resumable checkpoint (Ctrl-C again aborts now).",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return
+        sig = self.signal or signal.SIGTERM
+        exception.code = 128 + sig  # the exit status a shell reports for a process stopped by that signal
+        resume = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
+        if resume is None or resume.path is None:
+            return
+        path = resume.save(trainer)
+        if trainer.is_global_zero:
+            print(
+                f"\nTraining stopped by {signal.Signals(sig).name} at epoch {trainer.current_epoch}, "
+                f"step {trainer.global_step}; saved a resumable checkpoint to {path}.\n"
+                f"Resume with:\n  {resume_command(self.argv, path)}",
+                file=sys.stderr,
+                flush=True,
+            )
