@@ -45,7 +45,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 class ResumeCheckpoint(Checkpoint):
-    """Writes ``<checkpoints>/last.ckpt`` after every validation, at every epoch end and every N training steps.
+    """Writes ``<checkpoints>/last.ckpt`` at every epoch end, every N training steps and after mid-epoch validation.
 
     ModelCheckpoint(save_last=True) only refreshes ``last.ckpt`` when it also saved a top-k file, i.e. not in
     epochs where ``val/acc`` did not improve; this callback saves regardless. It runs after the best-checkpoint
@@ -60,7 +60,6 @@ class ResumeCheckpoint(Checkpoint):
             )
         self.every_n_train_steps = every_n_train_steps
         self.dirpath: Path | None = None
-        self._saved_step = -1
 
     @property
     def path(self) -> Path | None:
@@ -82,7 +81,6 @@ class ResumeCheckpoint(Checkpoint):
     def save(self, trainer: L.Trainer) -> Path:
         assert self.path is not None
         trainer.save_checkpoint(self.path)  # every rank calls it (it has a barrier); rank zero writes
-        self._saved_step = trainer.global_step
         return self.path
 
     def _skip(self, trainer: L.Trainer) -> bool:
@@ -90,16 +88,21 @@ class ResumeCheckpoint(Checkpoint):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         n = self.every_n_train_steps
-        if n and trainer.global_step % n == 0 and not self._skip(trainer):
+        # not on an epoch's last batch: resuming from there would skip that epoch's validation; the epoch-end
+        # checkpoint follows right after anyway
+        last = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if n and trainer.global_step % n == 0 and not last and not self._skip(trainer):
             self.save(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._skip(trainer):
+        # a validation inside the epoch (val_check_interval < 1); the one at the epoch end is covered below
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch and not self._skip(trainer):
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # an epoch without validation (limit_val_batches=0, check_val_every_n_epoch > 1) still gets its checkpoint
-        if self._saved_step != trainer.global_step and not self._skip(trainer):
+        # after validation and after the best-checkpoint callback (which saves here too), so that its new best is
+        # in last.ckpt; also covers epochs without validation
+        if not self._skip(trainer):
             self.save(trainer)
 
     def state_dict(self) -> dict[str, Any]:

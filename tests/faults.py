@@ -14,7 +14,8 @@ from mnist_lightning.checkpoint_io import AtomicCheckpointIO
 
 
 class SignalAt(L.Callback):
-    """Send ``signal`` to this process at the end of training step ``step`` ("batch") or of the epoch ending there."""
+    """Send ``signal`` to this process at the end of training step ``step`` ("batch"), or at the start of the epoch
+    that follows step ``step`` ("epoch_start"): right after the end-of-epoch checkpoint."""
 
     def __init__(self, step: int, signal: str = "SIGKILL", when: str = "batch") -> None:
         self.step, self.signal, self.when = step, signal, when
@@ -27,8 +28,8 @@ class SignalAt(L.Callback):
         if self.when == "batch":
             self._fire(trainer)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.when == "epoch":  # runs after last.ckpt was written at validation end
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.when == "epoch_start":
             self._fire(trainer)
 
 
