@@ -15,7 +15,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.checkpoint_io import AtomicCheckpointIO
 from mnist_lightning.config_errors import config_error_message
-from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.data import FILES, MNISTDataModule, raw_folder
 from mnist_lightning.errors import UserError
 from mnist_lightning.export import OnnxExport
 from mnist_lightning.module import MNISTClassifier
@@ -61,6 +61,16 @@ class MNISTCLI(LightningCLI):
             if sub == "fit":
                 self.resume_from = path
 
+    def _check_data(self) -> None:
+        """Read and check MNIST before the trainer creates a run folder, so bad data leaves no trace behind."""
+        dm = self.datamodule
+        if dm.hparams.download and not all((raw_folder(dm.hparams.data_dir) / name).is_file() for name in FILES):
+            return  # a download is due: Lightning's prepare_data does it once per machine, not every DDP rank
+        dm.prepare_data()
+        dm.setup()  # decodes and caches the splits; the trainer's own setup() reuses them
+
+    before_fit = before_validate = before_test = before_predict = _check_data
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config[self.subcommand].trainer
         if self.resume_from is not None and config.logger in (None, True):
@@ -87,8 +97,9 @@ class MNISTCLI(LightningCLI):
             lines.append(f"  last checkpoint : {last.path}")
         if export is not None and export.path is not None:
             lines.append(f"  ONNX model      : {export.path}")
-        if trainer.log_dir:
-            lines.append(f"  TensorBoard     : tensorboard --logdir {Path(trainer.log_dir).parent}")
+        log_dir = trainer.logger.log_dir if trainer.logger else None  # not trainer.log_dir: that is collective
+        if log_dir:
+            lines.append(f"  TensorBoard     : tensorboard --logdir {Path(log_dir).parent}")
         print("\n".join(lines), flush=True)
 
 

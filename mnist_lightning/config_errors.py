@@ -37,11 +37,12 @@ def _yaml_problem(argv: list[str]) -> str | None:
 
 
 def config_error_message(err: argparse.ArgumentError, argv: list[str]) -> str:
-    msg = " ".join(str(err).split())  # one line
+    msg = re.sub(r"<class '(\w+)'>", r"\1", " ".join(str(err).split()))  # one line; "<class 'int'>" -> "int"
     if "Problems parsing config" in msg and (problem := _yaml_problem(argv)):
         return problem
     if m := re.search(r'key "config": File does not exist: (.+)$', msg):
-        return f"config file {m.group(1)} does not exist; check the path given to --config (e.g. configs/base.yaml)."
+        name = m.group(1).strip("'")
+        return f"config file {name} does not exist; check the path given to --config (e.g. configs/base.yaml)."
     if m := re.search(r"does not accept option '([^']+)'", msg) or re.search(r"unrecognized arguments: (.+)$", msg):
         return f"unknown option {m.group(1)}: no such setting (check its spelling and section). {HELP}"
     if m := re.search(r'Parser key "([^"]+)": (.+)$', msg):

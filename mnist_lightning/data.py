@@ -209,10 +209,14 @@ class MNISTDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
             raise UserError(
-                f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}."
+                f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}; "
+                "e.g. --data.batch_size 128."
             )
         if not 0 <= val_size < 60000:
-            raise UserError(f"data.val_size must be in [0, 60000), got {val_size}.")
+            raise UserError(
+                f"data.val_size (training images held out for validation) must be in [0, 60000), got {val_size}; "
+                "e.g. --data.val_size 5000."
+            )
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 

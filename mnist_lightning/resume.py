@@ -80,7 +80,7 @@ class ResumeCheckpoint(Checkpoint):
 
     def save(self, trainer: L.Trainer) -> Path:
         assert self.path is not None
-        trainer.save_checkpoint(self.path)  # every rank calls it (it has a barrier); rank zero writes
+        trainer.save_checkpoint(self.path, weights_only=False)  # every rank calls it (a barrier); rank zero writes
         return self.path
 
     def _skip(self, trainer: L.Trainer) -> bool:
