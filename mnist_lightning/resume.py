@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torchmetrics import Metric
 
 from mnist_lightning.errors import UserError
 
 LAST_NAME = "last.ckpt"
+METRICS_KEY = "mnist_lightning_metric_states"
 
 
 def rng_state() -> dict[str, Any]:
@@ -60,6 +62,7 @@ class ResumeCheckpoint(Checkpoint):
             )
         self.every_n_train_steps = every_n_train_steps
         self.dirpath: Path | None = None
+        self._with_metrics = False
 
     @property
     def path(self) -> Path | None:
@@ -78,10 +81,31 @@ class ResumeCheckpoint(Checkpoint):
             folder = os.path.join(trainer.default_root_dir, "checkpoints")
         self.dirpath = Path(trainer.strategy.broadcast(folder))
 
-    def save(self, trainer: L.Trainer) -> Path:
+    def save(self, trainer: L.Trainer, epoch_end: bool = False) -> Path:
         assert self.path is not None
-        trainer.save_checkpoint(self.path, weights_only=False)  # every rank calls it (a barrier); rank zero writes
+        # mid-epoch, the running train/loss and train/acc sums are part of the state (see on_save_checkpoint)
+        self._with_metrics = not epoch_end and trainer.world_size == 1
+        try:
+            trainer.save_checkpoint(self.path, weights_only=False)  # every rank calls it (a barrier); rank 0 writes
+        finally:
+            self._with_metrics = False
         return self.path
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # torchmetrics states are not in the state_dict; without them the epoch's train/acc after a mid-epoch resume
+        # would count only the batches after it. Not at epoch ends (the sums are about to be reset), not under DDP
+        # (each rank holds its own sums and only rank zero's would be saved).
+        if self._with_metrics:
+            checkpoint[METRICS_KEY] = {
+                name: dict(m.metric_state) for name, m in pl_module.named_modules() if isinstance(m, Metric)
+            }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        modules = dict(pl_module.named_modules())
+        for name, state in checkpoint.get(METRICS_KEY, {}).items():
+            if isinstance(metric := modules.get(name), Metric):
+                for key, value in state.items():
+                    setattr(metric, key, value.to(metric.device) if isinstance(value, torch.Tensor) else value)
 
     def _skip(self, trainer: L.Trainer) -> bool:
         return bool(trainer.fast_dev_run) or trainer.sanity_checking or trainer.state.fn != "fit"
@@ -103,7 +127,7 @@ class ResumeCheckpoint(Checkpoint):
         # after validation and after the best-checkpoint callback (which saves here too), so that its new best is
         # in last.ckpt; also covers epochs without validation
         if not self._skip(trainer):
-            self.save(trainer)
+            self.save(trainer, epoch_end=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": rng_state()}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lightning.cli import main
 from tests.conftest import small_args
@@ -37,6 +38,15 @@ def checkpoints(root: Path) -> Path:
 
 def load_last(root: Path) -> dict:
     return torch.load(checkpoints(root) / "last.ckpt", weights_only=True)
+
+
+def epoch_curves(root: Path) -> dict[str, list[tuple[int, float]]]:
+    """The per-epoch TensorBoard scalars of the run (all its event files, as TensorBoard shows them)."""
+    events = EventAccumulator(str(root / "lightning_logs" / "version_0"))
+    events.Reload()
+    return {
+        tag: sorted((e.step, e.value) for e in events.Scalars(tag)) for tag in ("train/loss", "train/acc", "val/acc")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +113,8 @@ def test_killed_fit_resumes_to_bitwise_identical_weights(
     for param, state in want["optimizer_states"][0]["state"].items():
         for name, value in state.items():
             assert torch.equal(got["optimizer_states"][0]["state"][param][name], value), (param, name)
+    # the logged epoch metrics too: a mid-epoch checkpoint carries the running train/loss and train/acc sums
+    assert epoch_curves(tmp_path) == epoch_curves(reference)
     # resumed in the same run folder, with the same best checkpoint, and no temp files left behind
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"]
     assert sorted(p.name for p in checkpoints(tmp_path).iterdir()) == sorted(
