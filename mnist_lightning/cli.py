@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class MNISTCLI(LightningCLI):
         config = self.config[self.subcommand].trainer
         if self.resume_from is not None and config.logger in (None, True):
             # continue in the checkpoint's own run folder: one TensorBoard run, checkpoints beside the old ones
-            if (logger := resume_logger(self.resume_from, config.default_root_dir or ".")) is not None:
+            if (logger := resume_logger(self.resume_from, config.default_root_dir or os.getcwd())) is not None:
                 kwargs["logger"] = logger
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks.append(GracefulStop(self.argv))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -73,4 +74,7 @@ def resume_logger(ckpt: Path, root: str | Path = "."):  # noqa: ANN201 - a Tenso
     if ckpt.resolve().parent.name != "checkpoints" or run.parent != logs or not run.name.startswith("version_"):
         return None
     version = run.name.removeprefix("version_")
-    return TensorBoardLogger(save_dir=root, name=LOG_NAME, version=int(version) if version.isdigit() else run.name)
+    # spelled as Trainer spells its default logger's save_dir, so that ModelCheckpoint finds its dirpath unchanged
+    # and restores its best-k bookkeeping
+    save_dir = os.path.normpath(os.path.expanduser(root))
+    return TensorBoardLogger(save_dir=save_dir, name=LOG_NAME, version=int(version) if version.isdigit() else run.name)

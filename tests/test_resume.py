@@ -20,14 +20,13 @@ REPO = Path(__file__).parents[1]
 STEPS_PER_EPOCH = 10  # 500 synthetic training images (600 - val 100), batch 50
 
 
-def fit_args(data_dir: Path, root: Path, *extra: str) -> list[str]:
+def fit_args(data_dir: Path, *extra: str) -> list[str]:
+    # no --trainer.default_root_dir: runs land in the current folder, as for most users
     return [
         "fit",
         *small_args(data_dir, "--trainer.max_epochs", "3", "--export.enabled", "false"),
         "--resume.every_n_train_steps",
         "4",
-        "--trainer.default_root_dir",
-        str(root),
         *extra,
     ]
 
@@ -53,7 +52,12 @@ def epoch_curves(root: Path) -> dict[str, list[tuple[int, float]]]:
 def reference(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The uninterrupted run with the same seed and config."""
     root = tmp_path_factory.mktemp("reference")
-    assert main(fit_args(data_dir, root)) == 0
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(fit_args(data_dir)) == 0
+    finally:
+        os.chdir(cwd)
     return root
 
 
@@ -81,11 +85,11 @@ KILLS = {
 
 @pytest.mark.parametrize("kill", list(KILLS))
 def test_killed_fit_resumes_to_bitwise_identical_weights(
-    kill: str, reference: Path, data_dir: Path, tmp_path: Path
+    kill: str, reference: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fault, status, saved_step = KILLS[kill]
     (tmp_path / "fault.yaml").write_text(f"trainer:\n  {fault}\n")
-    args = fit_args(data_dir, tmp_path, "--config", str(tmp_path / "fault.yaml"))
+    args = fit_args(data_dir, "--config", str(tmp_path / "fault.yaml"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-m", "mnist_lightning", *args], cwd=tmp_path, env=env, capture_output=True, text=True
@@ -96,6 +100,7 @@ def test_killed_fit_resumes_to_bitwise_identical_weights(
 
     if kill == "sigkill_during_checkpoint_save":
         assert list(checkpoints(tmp_path).glob(".last.ckpt.*.tmp"))  # the half-written file never took the name
+    monkeypatch.chdir(tmp_path)
     if status > 0:  # a clean stop: told how to resume, with the exact command
         assert f"saved a resumable checkpoint to {checkpoints(tmp_path) / 'last.ckpt'}" in proc.stderr
         command = proc.stderr.split("Resume with:\n")[1].splitlines()[0].strip()
@@ -103,7 +108,7 @@ def test_killed_fit_resumes_to_bitwise_identical_weights(
         assert resume[:3] == [sys.executable, "-m", "mnist_lightning"] and resume[-2] == "--ckpt_path"
         assert main(resume[3:]) == 0
     else:
-        assert main(fit_args(data_dir, tmp_path, "--ckpt_path", "last")) == 0
+        assert main(fit_args(data_dir, "--ckpt_path", "last")) == 0
 
     got, want = load_last(tmp_path), load_last(reference)
     assert got["global_step"] == want["global_step"] == 3 * STEPS_PER_EPOCH
