@@ -37,7 +37,10 @@ def _yaml_problem(argv: list[str]) -> str | None:
 
 
 def config_error_message(err: argparse.ArgumentError, argv: list[str]) -> str:
-    msg = re.sub(r"<class '(\w+)'>", r"\1", " ".join(str(err).split()))  # one line; "<class 'int'>" -> "int"
+    msg = " ".join(str(err).split())  # one line
+    for python, plain in (("a <class 'int'>", "an integer"), ("a <class 'float'>", "a number")):
+        msg = msg.replace(python, plain)
+    msg = re.sub(r"<class '(\w+)'>", r"\1", msg)
     if "Problems parsing config" in msg and (problem := _yaml_problem(argv)):
         return problem
     if m := re.search(r'key "config": File does not exist: (.+)$', msg):

@@ -110,7 +110,7 @@ def test_bad_data(case: str, user_dir: Path, capsys: pytest.CaptureFixture) -> N
 CONFIG_CASES: dict[str, tuple[list[str], list[str]]] = {
     "hidden_zero": (["--model.hidden_layers", "[256, 0]"], ["model.hidden_layers", "[256, 0]", "positive integers"]),
     "hidden_negative": (["--model.hidden_layers", "[-4]"], ["model.hidden_layers", "[-4]", "positive integers"]),
-    "hidden_not_int": (["--model.hidden_layers", "[a, 32]"], ["model.hidden_layers", "Expected a int", "a"]),
+    "hidden_not_int": (["--model.hidden_layers", "[a, 32]"], ["model.hidden_layers", "Expected an integer", "a"]),
     "hidden_float": (["--model.hidden_layers", "[1.5]"], ["model.hidden_layers", "1.5"]),
     "lr_zero": (["--model.lr", "0"], ["model.lr must be > 0, got 0.0", "--model.lr 0.001"]),
     "lr_negative": (["--model.lr", "-0.1"], ["model.lr must be > 0, got -0.1"]),
