@@ -167,10 +167,28 @@ class InMemoryLoader:
         self.labels = labels.to(sampler.device)
         self.sampler = sampler
         self.batch_sampler = None  # Lightning inspects both, like on a DataLoader
+        self.batches_done = 0  # yielded so far in this epoch: what a mid-epoch checkpoint records
+        self._resume_at: tuple[int, int] | None = None
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in self.sampler:
+        # the body runs at the first next(), i.e. after Lightning's set_epoch
+        skip = 0
+        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
+            skip = self._resume_at[1]
+        self._resume_at = None
+        self.batches_done = skip
+        for i, idx in enumerate(self.sampler):
+            if i < skip:  # consumed before the checkpoint: same (seed, epoch) order, so skip exactly those
+                continue
+            self.batches_done += 1
             yield self.images[idx].float().div_(255), self.labels[idx]
+
+    # Lightning's fit loop stores these in the checkpoint and restores them on a mid-epoch resume
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume_at = (int(state["epoch"]), int(state["batches_done"]))
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -193,10 +211,14 @@ class MNISTDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
             raise UserError(
-                f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}."
+                f"data.batch_size and data.eval_batch_size must be positive, got {batch_size}, {eval_batch_size}; "
+                "e.g. --data.batch_size 128."
             )
         if not 0 <= val_size < 60000:
-            raise UserError(f"data.val_size must be in [0, 60000), got {val_size}.")
+            raise UserError(
+                f"data.val_size (training images held out for validation) must be in [0, 60000), got {val_size}; "
+                "e.g. --data.val_size 5000."
+            )
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         # people's own images for `predict`: all read and checked now, before a run folder or CSV is written

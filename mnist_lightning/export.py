@@ -28,7 +28,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)  # never runs pickled code
     except Exception as err:  # noqa: BLE001 - torch raises many types for non-checkpoint files
-        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}: {str(err)[:200]}).") from None
+        if "Weights only load failed" in str(err):
+            raise UserError(
+                f"{path} is not a readable checkpoint: besides weights it holds pickled Python objects, and loading "
+                "them could run arbitrary code, so it is refused (weights_only=True). Use a checkpoint written by fit."
+            ) from None
+        detail = (str(err).strip().splitlines() or [""])[0][:150]
+        raise UserError(
+            f"{path} is not a readable checkpoint: torch.load cannot read it ({type(err).__name__}: {detail}); "
+            "it is not a PyTorch file or it is damaged. Pass a .ckpt file written by fit, 'best' or 'last'."
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{path} is a torch file but not a Lightning checkpoint (no 'state_dict').")
     return ckpt
@@ -43,7 +52,12 @@ def net_from_checkpoint(path: str | Path) -> tuple[MyMNIST, dict[str, Any]]:
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:
-        raise UserError(f"{path} does not hold a MyMNIST{hidden} net: {str(err).splitlines()[0]}") from None
+        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]  # [0] is a generic header
+        detail = (lines or [str(err)])[0][:250].rstrip(".")
+        raise UserError(
+            f"{path} does not hold a MyMNIST{hidden} net, the architecture its hyper-parameters name: {detail}. "
+            "The file is damaged or not from this project; use another checkpoint."
+        ) from None
     return net.float().eval(), ckpt
 
 
@@ -126,7 +140,10 @@ class OnnxExport(L.Callback):
             checkpoint["val_acc"] = float(acc)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled or trainer.sanity_checking or not trainer.is_global_zero:
+        if not self.enabled or trainer.sanity_checking:
+            return
+        out = Path(trainer.log_dir or trainer.default_root_dir) / self.filename  # log_dir is collective under DDP
+        if not trainer.is_global_zero:
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best:
@@ -134,7 +151,6 @@ class OnnxExport(L.Callback):
             score = trainer.checkpoint_callback.best_model_score
         else:  # no checkpointing configured: export the weights as they are now
             net, ckpt, score = pl_module.net, {"hyper_parameters": dict(pl_module.hparams)}, None
-        out = Path(trainer.log_dir or trainer.default_root_dir) / self.filename
         self.path = export_onnx(net, out, onnx_metadata(ckpt, best or "(final weights)", score))
 
 

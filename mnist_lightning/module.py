@@ -27,9 +27,12 @@ class MNISTClassifier(L.LightningModule):
         super().__init__()
         hidden_layers = list(hidden_layers)
         if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden_layers):
-            raise UserError(f"model.hidden_layers must be positive integers, got {hidden_layers}.")
+            raise UserError(
+                f"model.hidden_layers must be positive integers (one width per hidden layer), got {hidden_layers}; "
+                "e.g. --model.hidden_layers '[256, 32]'."
+            )
         if not lr > 0:
-            raise UserError(f"model.lr must be > 0, got {lr}.")
+            raise UserError(f"model.lr must be > 0, got {lr}; e.g. --model.lr 0.001.")
         # plain types only, so checkpoints load with torch.load(weights_only=True)
         self.save_hyperparameters(
             {"hidden_layers": hidden_layers, "lr": float(lr), "fused_adam": bool(fused_adam), "compile": bool(compile)}

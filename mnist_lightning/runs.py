@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -45,3 +46,38 @@ def resolve_checkpoint(ckpt_path: str | Path | None, root: str | Path = ".") -> 
     if str(ckpt_path) in ("best", "last"):
         return find_checkpoint(str(ckpt_path), root)
     return Path(ckpt_path)
+
+
+def check_checkpoint(path: Path, hidden_layers: list[int] | None = None) -> None:
+    """Fail with a clear message unless ``path`` is a MNISTClassifier checkpoint (of ``hidden_layers``, if given)."""
+    from mnist_lightning.export import net_from_checkpoint
+
+    _, ckpt = net_from_checkpoint(path)  # readable, weights_only, and its weights fit its own architecture
+    saved = list(ckpt.get("hyper_parameters", {}).get("hidden_layers", []))
+    if hidden_layers is not None and saved and saved != list(hidden_layers):
+        raise UserError(
+            f"checkpoint {path} holds a net with hidden_layers {saved}, but the config asks for "
+            f"{list(hidden_layers)}; training cannot resume into a different architecture. Pass "
+            f"--model.hidden_layers '{saved}' to resume it, or drop --ckpt_path to train the new one from scratch."
+        )
+
+
+def run_logger(root: str | Path = ".", ckpt: Path | None = None):  # noqa: ANN201 - TensorBoardLogger, lazily
+    """The TensorBoard logger of a run: Lightning's default, without its placeholder ``hp_metric = -1``.
+
+    Resuming from ``ckpt`` inside ``<root>/lightning_logs/version_N/checkpoints/`` continues in that run folder;
+    otherwise the run gets a new version folder as usual.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    version = None
+    if ckpt is not None:
+        run = ckpt.resolve().parent.parent
+        logs = (Path(root) / LOG_NAME).resolve()
+        if ckpt.resolve().parent.name == "checkpoints" and run.parent == logs and run.name.startswith("version_"):
+            number = run.name.removeprefix("version_")
+            version = int(number) if number.isdigit() else run.name
+    # spelled as Trainer spells its default logger's save_dir, so that ModelCheckpoint finds its dirpath unchanged
+    # and restores its best-k bookkeeping
+    save_dir = os.path.normpath(os.path.expanduser(root))
+    return TensorBoardLogger(save_dir=save_dir, name=LOG_NAME, version=version, default_hp_metric=False)

@@ -1,0 +1,53 @@
+"""One specific paragraph for a bad command line or config file, instead of jsonargparse's full usage dump."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import yaml
+
+HELP = "Run `python -m mnist_lightning fit --help` for every option, or add --print_config to see the resolved config."
+
+
+def _config_files(argv: list[str]) -> list[str]:
+    files = []
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            files.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            files.append(arg.removeprefix("--config="))
+    return files
+
+
+def _yaml_problem(argv: list[str]) -> str | None:
+    """Name the config file that is not valid YAML, with the line and column of the problem."""
+    for name in _config_files(argv):
+        try:
+            yaml.safe_load(Path(name).read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            return f"config file {name} is not valid YAML{where}: {problem}. Fix the YAML syntax there."
+        except OSError:
+            continue
+    return None
+
+
+def config_error_message(err: argparse.ArgumentError, argv: list[str]) -> str:
+    msg = " ".join(str(err).split())  # one line
+    for python, plain in (("a <class 'int'>", "an integer"), ("a <class 'float'>", "a number")):
+        msg = msg.replace(python, plain)
+    msg = re.sub(r"<class '(\w+)'>", r"\1", msg)
+    if "Problems parsing config" in msg and (problem := _yaml_problem(argv)):
+        return problem
+    if m := re.search(r'key "config": File does not exist: (.+)$', msg):
+        name = m.group(1).strip("'")
+        return f"config file {name} does not exist; check the path given to --config (e.g. configs/base.yaml)."
+    if m := re.search(r"does not accept option '([^']+)'", msg) or re.search(r"unrecognized arguments: (.+)$", msg):
+        return f"unknown option {m.group(1)}: no such setting (check its spelling and section). {HELP}"
+    if m := re.search(r'Parser key "([^"]+)": (.+)$', msg):
+        return f"invalid value for {m.group(1)}: {m.group(2)}. {HELP}"
+    return f"invalid command line or config: {msg}. {HELP}"

@@ -1,0 +1,206 @@
+"""Exact resume: ``last.ckpt`` every epoch (and every N steps) with RNG state, and a clean stop on SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torchmetrics import Metric
+
+from mnist_lightning.errors import UserError
+
+LAST_NAME = "last.ckpt"
+METRICS_KEY = "mnist_lightning_metric_states"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG, as plain types and tensors so the checkpoint still loads with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ResumeCheckpoint(Checkpoint):
+    """Writes ``<checkpoints>/last.ckpt`` at every epoch end, every N training steps and after mid-epoch validation.
+
+    ModelCheckpoint(save_last=True) only refreshes ``last.ckpt`` when it also saved a top-k file, i.e. not in
+    epochs where ``val/acc`` did not improve; this callback saves regardless. It runs after the best-checkpoint
+    callback, so ``last.ckpt`` also carries that callback's up-to-date state.
+    """
+
+    def __init__(self, every_n_train_steps: int = 0) -> None:
+        if isinstance(every_n_train_steps, bool) or every_n_train_steps < 0:
+            raise UserError(
+                f"resume.every_n_train_steps must be 0 (only at epoch ends) or a positive step count, "
+                f"got {every_n_train_steps}."
+            )
+        self.every_n_train_steps = every_n_train_steps
+        self.dirpath: Path | None = None
+        self._with_metrics = False
+
+    @property
+    def path(self) -> Path | None:
+        return self.dirpath / LAST_NAME if self.dirpath is not None else None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
+        if best is not None:  # resolved (and broadcast from rank 0) in its own setup, which runs first
+            self.dirpath = Path(best.dirpath)
+            return
+        if trainer.loggers:  # as ModelCheckpoint does: <save_dir>/<name>/version_N/checkpoints
+            logger = trainer.loggers[0]
+            version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+            folder = os.path.join(logger.save_dir or trainer.default_root_dir, str(logger.name), version, "checkpoints")
+        else:
+            folder = os.path.join(trainer.default_root_dir, "checkpoints")
+        self.dirpath = Path(trainer.strategy.broadcast(folder))
+
+    def save(self, trainer: L.Trainer, epoch_end: bool = False) -> Path:
+        assert self.path is not None
+        # mid-epoch, the running train/loss and train/acc sums are part of the state (see on_save_checkpoint)
+        self._with_metrics = not epoch_end and trainer.world_size == 1
+        try:
+            trainer.save_checkpoint(self.path, weights_only=False)  # every rank calls it (a barrier); rank 0 writes
+        finally:
+            self._with_metrics = False
+        return self.path
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # torchmetrics states are not in the state_dict; without them the epoch's train/acc after a mid-epoch resume
+        # would count only the batches after it. Not at epoch ends (the sums are about to be reset), not under DDP
+        # (each rank holds its own sums and only rank zero's would be saved).
+        if self._with_metrics:
+            checkpoint[METRICS_KEY] = {
+                name: dict(m.metric_state) for name, m in pl_module.named_modules() if isinstance(m, Metric)
+            }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        modules = dict(pl_module.named_modules())
+        for name, state in checkpoint.get(METRICS_KEY, {}).items():
+            if isinstance(metric := modules.get(name), Metric):
+                for key, value in state.items():
+                    setattr(metric, key, value.to(metric.device) if isinstance(value, torch.Tensor) else value)
+
+    def _skip(self, trainer: L.Trainer) -> bool:
+        return bool(trainer.fast_dev_run) or trainer.sanity_checking or trainer.state.fn != "fit"
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        n = self.every_n_train_steps
+        # not on an epoch's last batch: resuming from there would skip that epoch's validation; the epoch-end
+        # checkpoint follows right after anyway
+        last = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if n and trainer.global_step % n == 0 and not last and not self._skip(trainer):
+            self.save(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a validation inside the epoch (val_check_interval < 1); the one at the epoch end is covered below
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch and not self._skip(trainer):
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after validation and after the best-checkpoint callback (which saves here too), so that its new best is
+        # in last.ckpt; also covers epochs without validation
+        if not self._skip(trainer):
+            self.save(trainer, epoch_end=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "rng" in state_dict:
+            set_rng_state(state_dict["rng"])
+
+
+def resume_command(argv: list[str], ckpt: Path) -> str:
+    """The command line that continues this run from ``ckpt``: the same arguments, another ``--ckpt_path``."""
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--ckpt_path":
+            skip = True
+        elif not arg.startswith("--ckpt_path="):
+            args.append(arg)
+    return shlex.join([sys.executable, "-m", "mnist_lightning", *args, "--ckpt_path", str(ckpt)])
+
+
+class GracefulStop(L.Callback):
+    """SIGTERM or a first Ctrl-C: finish the current batch, save ``last.ckpt``, print how to resume, exit 128+signal.
+
+    Lightning already turns SIGTERM into a stop at the next batch boundary (on every DDP rank); a first Ctrl-C is
+    routed into the same path instead of interrupting mid-step, where the state would not be resumable. A second
+    Ctrl-C aborts at once (the previous ``last.ckpt`` stays).
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.signal: int | None = None
+        self._previous: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        launched_by_rank_zero = trainer.strategy.launcher is not None and not trainer.is_global_zero
+        # workers started by Lightning get SIGTERM forwarded from rank zero; two stop requests would desync them
+        handler = signal.SIG_IGN if launched_by_rank_zero else self._on_sigint
+        self._previous = signal.signal(signal.SIGINT, handler)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.SIGINT
+        print(
+            "\nCtrl-C: stopping after this batch to save a resumable checkpoint (Ctrl-C again aborts now).",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return
+        sig = self.signal or signal.SIGTERM
+        exception.code = 128 + sig  # the exit status a shell reports for a process stopped by that signal
+        resume = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
+        if resume is None or resume.path is None:
+            return
+        path = resume.save(trainer)
+        if trainer.is_global_zero:
+            print(
+                f"\nTraining stopped by {signal.Signals(sig).name} at epoch {trainer.current_epoch}, "
+                f"step {trainer.global_step}; saved a resumable checkpoint to {path}.\n"
+                f"Resume with:\n  {resume_command(self.argv, path)}",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -1,0 +1,37 @@
+"""Test-only callbacks loaded into a real `fit` subprocess through its config file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+def image_key(image: torch.Tensor) -> str:
+    """A stable key for one image given as float pixels in [0, 1] (or as the original uint8 row)."""
+    pixels = image.mul(255).round() if image.is_floating_point() else image
+    return hashlib.md5(pixels.to(torch.uint8).cpu().numpy().tobytes()).hexdigest()
+
+
+class RecordSeen(L.Callback):
+    """Each rank writes ``rank<R>.json``: the training images it saw per epoch and the metrics it ended with."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.seen: dict[int, list[str]] = {}
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        self.seen.setdefault(trainer.current_epoch, []).extend(image_key(row) for row in batch[0])
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "seen": self.seen,
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        }
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
