@@ -29,7 +29,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnist_lightning.data import FILES, load_split, raw_folder  # noqa: E402
+from mnist_lightning.mnist_files import FILES, load_split, raw_folder  # noqa: E402
 from mnist_lightning.model import MyMNIST  # noqa: E402
 
 BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]

@@ -16,9 +16,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.checkpoint_io import AtomicCheckpointIO
 from mnist_lightning.config_errors import config_error_message
-from mnist_lightning.data import FILES, MNISTDataModule, raw_folder
+from mnist_lightning.data import MNISTDataModule
 from mnist_lightning.errors import UserError
 from mnist_lightning.export import OnnxExport
+from mnist_lightning.mnist_files import FILES, raw_folder
 from mnist_lightning.module import MNISTClassifier
 from mnist_lightning.predict_writer import PredictionCsv
 from mnist_lightning.resume import GracefulStop, ResumeCheckpoint

@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lightning.data import MNISTDataModule, ShuffledBatches, ensure_raw_files
+from mnist_lightning.data import MNISTDataModule, ShuffledBatches
 from mnist_lightning.errors import UserError
+from mnist_lightning.mnist_files import ensure_raw_files
 
 
 def epoch_order(sampler: ShuffledBatches, epoch: int) -> torch.Tensor:

@@ -1,0 +1,120 @@
+"""The four raw MNIST files: download what is missing, check MD5s, decode IDX, with errors that name the file."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.datasets import MNIST
+
+from mnist_lightning.errors import UserError
+
+# the four official files and their MD5s, as torchvision knows them
+FILES = {name: md5 for name, md5 in MNIST.resources}
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+
+
+def raw_folder(data_dir: str | Path) -> Path:
+    return Path(data_dir) / "MNIST" / "raw"
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _missing_files_message(raw: Path, reason: str) -> str:
+    names = "\n".join(f"  {name}" for name in FILES)
+    return (
+        f"MNIST is not in {raw} and could not be downloaded ({reason}).\n"
+        f"Put these four files there (from {MNIST.mirrors[0]} or http://yann.lecun.com/exdb/mnist/):\n"
+        f"{names}\n"
+        "or point --data.data_dir at a folder that has MNIST/raw/ with them."
+    )
+
+
+def ensure_raw_files(data_dir: str | Path, download: bool = True, verify_md5: bool = True) -> Path:
+    """Make sure the four ``.gz`` files are in ``data_dir/MNIST/raw``; download only what is missing."""
+    raw = raw_folder(data_dir)
+    missing = [name for name in FILES if not (raw / name).is_file()]
+    if missing and not download:
+        raise UserError(_missing_files_message(raw, f"missing {', '.join(missing)} and download is disabled"))
+    for name in missing:
+        _download(raw, name)
+    if verify_md5:
+        for name, md5 in FILES.items():
+            if (actual := _md5(raw / name)) != md5:
+                raise UserError(
+                    f"{raw / name} is not the official MNIST file (md5 {actual}, expected {md5}): it is corrupt or "
+                    "a different dataset. Delete it to download it again, or set --data.verify_md5 false if you "
+                    "meant to use your own IDX files."
+                )
+    return raw
+
+
+def _download(raw: Path, name: str) -> None:
+    from torchvision.datasets.utils import download_url
+
+    raw.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for mirror in MNIST.mirrors:
+        # download into a temp folder beside the target, so a broken transfer never leaves a half file in raw/
+        with tempfile.TemporaryDirectory(dir=raw) as tmp:
+            try:
+                download_url(mirror + name, root=tmp, filename=name, md5=FILES[name])
+                os.replace(Path(tmp) / name, raw / name)
+                return
+            except Exception as err:  # noqa: BLE001 - any network failure means "try the next mirror"
+                errors.append(f"{mirror}: {type(err).__name__}: {err}")
+    raise UserError(_missing_files_message(raw, "; ".join(errors)[:300]))
+
+
+def read_idx(path: Path, magic: int) -> torch.Tensor:
+    """Decode one IDX file (gzipped or not) into a uint8 tensor, with errors that name the file."""
+    try:
+        opener: Any = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise UserError(
+            f"{path} cannot be read ({err}); it is truncated or corrupt. Delete it and download it again."
+        ) from None
+    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
+        found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+        raise UserError(
+            f"{path} is not an MNIST IDX file of the expected kind (magic number {found}, expected {magic}); "
+            "check that images and labels files are not swapped or replaced."
+        )
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    offset = 4 + 4 * ndim
+    expected = offset + int(torch.tensor(dims).prod())
+    if len(data) != expected:
+        raise UserError(f"{path} holds {len(data)} bytes but its header promises {expected}; it is truncated.")
+    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(dims)
+
+
+def load_split(raw: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 ``[N, 784]`` and labels as int64 ``[N]`` for ``prefix`` "train" or "t10k"."""
+    images = read_idx(raw / f"{prefix}-images-idx3-ubyte.gz", IMAGE_MAGIC)
+    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", LABEL_MAGIC)
+    if images.shape[0] != labels.shape[0]:
+        raise UserError(
+            f"{raw}/{prefix}-*: {images.shape[0]} images but {labels.shape[0]} labels; the two files do not belong "
+            "together. Replace them with a matching pair."
+        )
+    return images.reshape(images.shape[0], -1), labels.long()
+
+
+def copy_raw(src: str | Path, data_dir: str | Path) -> Path:
+    """Copy the four raw files from ``src`` into ``data_dir/MNIST/raw`` (for offline set-ups and CI)."""
+    raw = raw_folder(data_dir)
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        shutil.copyfile(Path(src) / name, raw / name)
+    return raw
