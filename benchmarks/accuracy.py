@@ -90,7 +90,7 @@ def machine() -> str:
     except OSError:
         pass
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU only ({cpu})"
-    cores = f"{os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads"
+    cores = f"{os.cpu_count()} cores visible, torch threads: {torch.get_num_threads()}"
     return f"{device}, {cores}, torch {torch.__version__}, lightning {L.__version__}"
 
 
@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> None:
                     row["config"] = f"base (shortened to {args.epochs_base} epochs)"
                 print(f"== {row}", flush=True)
                 rows.append(row)
-    command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = table(rows, command.strip(), args.note)
+    shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--note", args.note)]  # printed below
+    text = table(rows, " ".join(["python benchmarks/accuracy.py", *shown]), args.note)
     tmp = args.out.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, args.out)

@@ -145,7 +145,12 @@ class MNISTClassifier(L.LightningModule):
         opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=hp.fused_adam)
         if hp.lr_schedule == "constant":
             return opt
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise UserError(
+                f"model.lr_schedule {hp.lr_schedule!r} needs a bounded run: set trainer.max_epochs or max_steps."
+            )
+        total = max(int(total), 1)
         if hp.lr_schedule == "onecycle":
             sched: LRScheduler = OneCycleLR(opt, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup)
         else:

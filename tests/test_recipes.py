@@ -105,6 +105,11 @@ def test_cosine_schedule_and_plain_adam(data_dir: Path) -> None:
     assert trainer.optimizers[0].param_groups[0]["lr"] == 1e-3
 
 
+def test_schedule_on_an_unbounded_run_is_a_user_error(data_dir: Path) -> None:
+    with pytest.raises(UserError, match="bounded run"):
+        _tiny_fit(data_dir, MNISTClassifier(lr_schedule="onecycle", warmup=0.2), max_epochs=-1)
+
+
 class SpyAugment:
     """Stands in for BatchAugment and records the batches it is given."""
 
