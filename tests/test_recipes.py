@@ -151,6 +151,29 @@ def test_augmentation_keeps_shape_range_and_is_random() -> None:
     assert rows.sub(13.5).abs().max() <= 2 + 1e-4 and rows.std() > 0.3
 
 
+def test_augmentation_grid_matches_affine_grid_and_interpolate() -> None:
+    """The matmul-built sampling grid is torch's own affine_grid plus a bilinearly upsampled 4x4 field."""
+    import math
+
+    import torch.nn.functional as F
+
+    from mnist_lightning.augment import ELASTIC_GRID, BatchAugment
+
+    images, amounts = torch.rand(32, 784), BatchAugment(shift=2, rotate=10, scale=0.1, elastic=1.5)
+    torch.manual_seed(3)
+    got = amounts(images)
+    torch.manual_seed(3)  # the same draws, in the same order, as BatchAugment makes them
+    u = [torch.rand(*shape).mul_(2).sub_(1) for shape in ((32,), (32,), (32, 2))]
+    angle, zoom, shift = u[0] * math.radians(10), 1 + u[1] * 0.1, u[2] * (2 * 2 / 28)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, [32, 1, 28, 28], align_corners=False)
+    coarse = torch.randn(32, 2, ELASTIC_GRID, ELASTIC_GRID) * (1.5 * 2 / 28)
+    grid = grid + F.interpolate(coarse, size=(28, 28), mode="bilinear", align_corners=True).permute(0, 2, 3, 1)
+    want = F.grid_sample(images.reshape(32, 1, 28, 28), grid, align_corners=False).reshape(32, 784)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
