@@ -1,7 +1,7 @@
 """Light data augmentation done batch-wise on the in-memory tensors, on whatever device the batch is on.
 
 One random affine warp (rotation, scale, shift) per image plus an optional smooth "elastic" displacement field,
-applied with a single ``affine_grid`` + ``grid_sample`` over the whole batch: no per-sample Python, no PIL.
+applied with one sampling grid and one ``grid_sample`` over the whole batch: no per-sample Python, no PIL.
 """
 
 from __future__ import annotations
