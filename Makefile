@@ -43,6 +43,9 @@ lint: install ## ruff
 bench: install ## side-by-side speed benchmark on the real MNIST in DATA
 	$(PY) benchmarks/bench_train.py --data $(DATA) $(ARGS)
 
+accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA, write benchmarks/ACCURACY.md
+	$(PY) benchmarks/accuracy.py --data $(DATA) $(ARGS)
+
 clean: ## remove runs, exports and caches (keeps data/ and .venv/)
 	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -not -path './$(VENV)/*' -exec rm -rf {} +

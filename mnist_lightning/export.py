@@ -46,8 +46,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def net_from_checkpoint(path: str | Path) -> tuple[MyMNIST, dict[str, Any]]:
     """The float32 CPU MyMNIST stored in a MNISTClassifier checkpoint, and that checkpoint's dict."""
     ckpt = load_checkpoint(path)
-    hidden = list(ckpt.get("hyper_parameters", {}).get("hidden_layers", [256, 32]))
-    net = MyMNIST(hidden)
+    hparams = ckpt.get("hyper_parameters", {})
+    hidden = list(hparams.get("hidden_layers", [256, 32]))
+    # dropout shifts the layer indices (state_dict keys); standardize is part of the exported computation
+    net = MyMNIST(hidden, dropout=float(hparams.get("dropout", 0.0)), standardize=bool(hparams.get("standardize")))
     weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
         net.load_state_dict(weights)

@@ -1,17 +1,23 @@
-"""The LightningModule: the plain MyMNIST net, CrossEntropy, Adam, and per-stage accuracy."""
+"""The LightningModule: the plain MyMNIST net, CrossEntropy, Adam(W) with optional LR schedules, per-stage accuracy."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
+from functools import partial
+from typing import Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnist_lightning.augment import BatchAugment
 from mnist_lightning.errors import UserError
 from mnist_lightning.model import NUM_CLASSES, MyMNIST
 
@@ -22,8 +28,30 @@ class MNISTClassifier(L.LightningModule):
     """Wraps :class:`MyMNIST`; logs ``{train,val,test}/{loss,acc}``; predicts digits and probabilities."""
 
     def __init__(
-        self, hidden_layers: Sequence[int] = (256, 32), lr: float = 1e-3, fused_adam: bool = True, compile: bool = False
+        self,
+        hidden_layers: Sequence[int] = (256, 32),
+        lr: float = 1e-3,
+        fused_adam: bool = True,
+        compile: bool = False,
+        optimizer: Literal["adam", "adamw"] = "adam",
+        weight_decay: float = 0.0,
+        lr_schedule: Literal["constant", "onecycle", "cosine"] = "constant",
+        warmup: float = 0.0,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.0,
+        standardize: bool = False,
+        augment_shift: float = 0.0,
+        augment_rotate: float = 0.0,
+        augment_scale: float = 0.0,
+        augment_elastic: float = 0.0,
     ) -> None:
+        """Defaults are the tutorial's recipe; see ``configs/best.yaml`` and ``configs/fast.yaml`` for tuned ones.
+
+        ``lr_schedule``: "onecycle" (torch's OneCycleLR peaking at ``lr`` after a ``warmup`` fraction of the steps,
+        with momentum cycling) or "cosine" (linear warmup over a ``warmup`` fraction, then cosine decay to 0), both
+        stepped per batch. ``standardize`` and ``dropout`` live inside MyMNIST (see there); the ``augment_*``
+        amounts (see :class:`BatchAugment`) warp training batches only.
+        """
         super().__init__()
         hidden_layers = list(hidden_layers)
         if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden_layers):
@@ -33,11 +61,16 @@ class MNISTClassifier(L.LightningModule):
             )
         if not lr > 0:
             raise UserError(f"model.lr must be > 0, got {lr}; e.g. --model.lr 0.001.")
+        _check_options(optimizer, weight_decay, lr_schedule, warmup, label_smoothing, dropout)
+        self.augment = BatchAugment(augment_shift, augment_rotate, augment_scale, augment_elastic)
         # plain types only, so checkpoints load with torch.load(weights_only=True)
-        self.save_hyperparameters(
-            {"hidden_layers": hidden_layers, "lr": float(lr), "fused_adam": bool(fused_adam), "compile": bool(compile)}
-        )
-        self.net = MyMNIST(hidden_layers)
+        hparams = {"hidden_layers": hidden_layers, "lr": float(lr), "fused_adam": bool(fused_adam)}
+        hparams |= {"compile": bool(compile), "optimizer": str(optimizer), "weight_decay": float(weight_decay)}
+        hparams |= {"lr_schedule": str(lr_schedule), "warmup": float(warmup), "label_smoothing": float(label_smoothing)}
+        hparams |= {"dropout": float(dropout), "standardize": bool(standardize)}
+        hparams |= {f"augment_{k}": float(v) for k, v in vars(self.augment).items()}
+        self.save_hyperparameters(hparams)
+        self.net = MyMNIST(hidden_layers, dropout=dropout, standardize=standardize)
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
         # costs more than the step itself here. validate_args=False: the checks sync the host on every update.
         self.metrics = nn.ModuleDict()
@@ -57,13 +90,22 @@ class MNISTClassifier(L.LightningModule):
             # build of torch: ~40 us per step, for nothing. Without a GPU there is no CUDA context to protect.
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # augmentation runs on the batch where it already is (GPU or CPU), for training batches only
+        if self.augment.enabled and self.trainer.training:
+            images, labels = batch
+            batch = self.augment(images), labels
+        return batch
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         logits = self.net(images)
-        loss = F.cross_entropy(logits, labels)
+        # label smoothing is a training-time regulariser: val/test losses stay the plain cross-entropy
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         # one value per sample: with nan_strategy="disable" MeanMetric ignores `weight`, so weight by repetition
         self.metrics[f"{stage}_loss"].update(loss.detach().expand(len(labels)))
         self.metrics[f"{stage}_acc"].update(logits.detach(), labels)
@@ -104,6 +146,45 @@ class MNISTClassifier(L.LightningModule):
             out["labels"] = batch[1]
         return out
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig | torch.optim.Optimizer:
+        hp = self.hparams
         # fused: one kernel for all parameters instead of ~10 small ops per tensor (about 2x faster steps on CPU)
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=self.hparams.fused_adam)
+        cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+        opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=hp.fused_adam)
+        if hp.lr_schedule == "constant":
+            return opt
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise UserError(
+                f"model.lr_schedule {hp.lr_schedule!r} needs a bounded run: set trainer.max_epochs or max_steps."
+            )
+        total = max(int(total), 1)
+        if hp.lr_schedule == "onecycle":
+            sched: LRScheduler = OneCycleLR(opt, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup)
+        else:
+            sched = LambdaLR(opt, partial(warmup_cosine, warmup_steps=int(hp.warmup * total), total_steps=total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """LR factor: linear warmup from ~0 to 1 over ``warmup_steps``, then half a cosine down to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _check_options(
+    optimizer: str, weight_decay: float, lr_schedule: str, warmup: float, label_smoothing: float, dropout: float
+) -> None:
+    if optimizer not in ("adam", "adamw"):
+        raise UserError(f"model.optimizer must be 'adam' or 'adamw', got {optimizer!r}.")
+    if lr_schedule not in ("constant", "onecycle", "cosine"):
+        raise UserError(f"model.lr_schedule must be 'constant', 'onecycle' or 'cosine', got {lr_schedule!r}.")
+    if not weight_decay >= 0:
+        raise UserError(f"model.weight_decay must be >= 0, got {weight_decay}.")
+    for name, value in (("warmup", warmup), ("label_smoothing", label_smoothing), ("dropout", dropout)):
+        if not 0 <= value < 1:
+            raise UserError(f"model.{name} must be in [0, 1), got {value}.")
+    if lr_schedule == "onecycle" and not warmup > 0:
+        raise UserError("model.lr_schedule 'onecycle' needs model.warmup > 0 (the fraction of steps spent rising).")
