@@ -36,7 +36,9 @@ BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak, or its child's where it ran the work in one (the whole-fit contender)."""
+    usage = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return max(usage) / 1024
 
 
 def test_accuracy(net: torch.nn.Module, data_dir: str) -> float:

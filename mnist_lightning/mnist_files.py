@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -74,29 +75,39 @@ def _download(raw: Path, name: str) -> None:
     raise UserError(_missing_files_message(raw, "; ".join(errors)[:300]))
 
 
+CHUNK = 1 << 20
+
+
 def read_idx(path: Path, magic: int) -> torch.Tensor:
-    """Decode one IDX file (gzipped or not) into a uint8 tensor, with errors that name the file."""
+    """Decode one IDX file (gzipped or not) into a uint8 tensor, with errors that name the file.
+
+    The payload is read straight into the tensor's memory: one copy of the data, not three.
+    """
     try:
         opener: Any = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            data = f.read()
+            header = f.read(4)
+            if len(header) < 4 or int.from_bytes(header, "big") != magic:
+                found = int.from_bytes(header, "big") if len(header) == 4 else None
+                raise UserError(
+                    f"{path} is not an MNIST IDX file of the expected kind (magic number {found}, expected {magic}); "
+                    "check that images and labels files are not swapped or replaced."
+                )
+            dims = [int.from_bytes(f.read(4), "big") for _ in range(header[3])]
+            out = torch.empty(math.prod(dims), dtype=torch.uint8)
+            view, got = memoryview(out.numpy()), 0
+            while got < len(view) and (n := f.readinto(view[got : got + CHUNK])):  # chunks: gzip buffers each read
+                got += n
+            extra = len(f.read(1))
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise UserError(
             f"{path} cannot be read ({err}); it is truncated or corrupt. Delete it and download it again."
         ) from None
-    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
-        found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-        raise UserError(
-            f"{path} is not an MNIST IDX file of the expected kind (magic number {found}, expected {magic}); "
-            "check that images and labels files are not swapped or replaced."
-        )
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    expected = offset + int(torch.tensor(dims).prod())
-    if len(data) != expected:
-        raise UserError(f"{path} holds {len(data)} bytes but its header promises {expected}; it is truncated.")
-    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(dims)
+    if got != out.numel() or extra:
+        offset = 4 + 4 * len(dims)
+        size = f"{offset + got} bytes" if not extra else "more bytes"
+        raise UserError(f"{path} holds {size} but its header promises {offset + out.numel()}; it is damaged.")
+    return out.reshape(dims)
 
 
 def load_split(raw: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
