@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from mnist_lightning.atomic import replace_atomically
 from mnist_lightning.errors import UserError
 from mnist_lightning.model import INPUT_SIZE, MyMNIST
 
@@ -69,14 +68,7 @@ def export_onnx(net: torch.nn.Module, path: str | Path, metadata: dict[str, str]
 
     path = Path(path)
     net = _cpu_float_copy(net)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as err:
-        raise UserError(f"cannot write to {path.parent} ({err.strerror}); choose a writable --output folder.") from None
-    tmp = Path(tmp_name)
-    try:
+    with replace_atomically(path, where="--output folder") as tmp:
         # batch 4, not 1: a batch-1 example would let the exporter specialise the batch size
         example = torch.rand(4, INPUT_SIZE)
         batch = torch.export.Dim("batch")
@@ -97,14 +89,6 @@ def export_onnx(net: torch.nn.Module, path: str | Path, metadata: dict[str, str]
                 proto.metadata_props.add(key=key, value=str(value))
         onnx.save_model(proto, tmp)
         verify_onnx(tmp, net)
-        tmp.chmod(0o644)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserError(
-            f"writing {path} failed ({err.strerror or err}); the previous file, if any, is untouched."
-        ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

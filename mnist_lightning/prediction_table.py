@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mnist_lightning.errors import UserError
+from mnist_lightning.atomic import replace_atomically
 
 COLUMNS = ["file", "digit", "probability", "top3", "label"]
 SHOWN_ROWS = 20
@@ -53,26 +51,11 @@ def predictions(names: list[str], probs: np.ndarray, labels: np.ndarray | None =
 
 def write_csv(path: str | Path, rows: list[Prediction]) -> Path:
     """Write to a temp file beside ``path`` and rename it into place: never a partial CSV."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise UserError(f"cannot write {path} ({err.strerror}); choose a writable place for the CSV.") from None
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(COLUMNS)
-            writer.writerows(r.row() for r in rows)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserError(
-            f"writing {path} failed ({err.strerror or err}); the previous file, if any, is untouched."
-        ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with replace_atomically(path, where="place for the CSV") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        writer.writerows(r.row() for r in rows)
+    return Path(path)
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
