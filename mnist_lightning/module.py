@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import torch
@@ -90,13 +90,6 @@ class MNISTClassifier(L.LightningModule):
             # build of torch: ~40 us per step, for nothing. Without a GPU there is no CUDA context to protect.
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # augmentation runs on the batch where it already is (GPU or CPU), for training batches only
-        if self.augment.enabled and self.trainer.training:
-            images, labels = batch
-            batch = self.augment(images), labels
-        return batch
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
@@ -116,6 +109,8 @@ class MNISTClassifier(L.LightningModule):
             self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], prog_bar=True)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.augment.enabled:  # training batches only, on the device the batch is already on
+            batch = self.augment(batch[0]), batch[1]
         loss, _ = self._shared_step(batch, "train")
         if batch_idx % self.trainer.log_every_n_steps == 0:  # a fine-grained curve, at the logger's own pace
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
