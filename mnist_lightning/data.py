@@ -122,6 +122,7 @@ class MNISTDataModule(L.LightningDataModule):
             )
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._prepared = False
         # people's own images for `predict`: all read and checked now, before a run folder or CSV is written
         self.predict_files: list[Path] = []
         self.predict_images: torch.Tensor | None = None
@@ -129,7 +130,10 @@ class MNISTDataModule(L.LightningDataModule):
             self.predict_files, self.predict_images = load_predict_images(predict_path)
 
     def prepare_data(self) -> None:
+        if self._prepared:  # the CLI checks the data before the run starts; Lightning then asks again
+            return
         ensure_raw_files(self.hparams.data_dir, self.hparams.download, self.hparams.verify_md5)
+        self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
