@@ -1,4 +1,7 @@
-"""The four raw MNIST files: download what is missing, check MD5s, decode IDX, with errors that name the file."""
+"""The four raw MNIST files: download what is missing, check MD5s, decode IDX, with errors that name the file.
+
+Decoding needs only numpy, so the onnxruntime-only server reads the test digits with the same code.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +12,23 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torchvision.datasets import MNIST
+import numpy as np
 
 from mnist_lightning.errors import UserError
 
-# the four official files and their MD5s, as torchvision knows them
-FILES = {name: md5 for name, md5 in MNIST.resources}
+if TYPE_CHECKING:
+    import torch
+
+# the four official files and their MD5s (the same as torchvision's MNIST.resources; a test keeps them equal)
+FILES = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 
 
@@ -33,7 +44,7 @@ def _missing_files_message(raw: Path, reason: str) -> str:
     names = "\n".join(f"  {name}" for name in FILES)
     return (
         f"MNIST is not in {raw} and could not be downloaded ({reason}).\n"
-        f"Put these four files there (from {MNIST.mirrors[0]} or http://yann.lecun.com/exdb/mnist/):\n"
+        f"Put these four files there (from {MIRRORS[0]} or {MIRRORS[1]}):\n"
         f"{names}\n"
         "or point --data.data_dir at a folder that has MNIST/raw/ with them."
     )
@@ -63,7 +74,7 @@ def _download(raw: Path, name: str) -> None:
 
     raw.mkdir(parents=True, exist_ok=True)
     errors = []
-    for mirror in MNIST.mirrors:
+    for mirror in MIRRORS:
         # download into a temp folder beside the target, so a broken transfer never leaves a half file in raw/
         with tempfile.TemporaryDirectory(dir=raw) as tmp:
             try:
@@ -78,10 +89,10 @@ def _download(raw: Path, name: str) -> None:
 CHUNK = 1 << 20
 
 
-def read_idx(path: Path, magic: int) -> torch.Tensor:
-    """Decode one IDX file (gzipped or not) into a uint8 tensor, with errors that name the file.
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Decode one IDX file (gzipped or not) into a uint8 array, with errors that name the file.
 
-    The payload is read straight into the tensor's memory: one copy of the data, not three.
+    The payload is read straight into the array's memory: one copy of the data, not three.
     """
     try:
         opener: Any = gzip.open if path.suffix == ".gz" else open
@@ -94,8 +105,8 @@ def read_idx(path: Path, magic: int) -> torch.Tensor:
                     "check that images and labels files are not swapped or replaced."
                 )
             dims = [int.from_bytes(f.read(4), "big") for _ in range(header[3])]
-            out = torch.empty(math.prod(dims), dtype=torch.uint8)
-            view, got = memoryview(out.numpy()), 0
+            out = np.empty(math.prod(dims), dtype=np.uint8)
+            view, got = memoryview(out), 0
             while got < len(view) and (n := f.readinto(view[got : got + CHUNK])):  # chunks: gzip buffers each read
                 got += n
             extra = len(f.read(1))
@@ -103,15 +114,17 @@ def read_idx(path: Path, magic: int) -> torch.Tensor:
         raise UserError(
             f"{path} cannot be read ({err}); it is truncated or corrupt. Delete it and download it again."
         ) from None
-    if got != out.numel() or extra:
+    if got != out.size or extra:
         offset = 4 + 4 * len(dims)
         size = f"{offset + got} bytes" if not extra else "more bytes"
-        raise UserError(f"{path} holds {size} but its header promises {offset + out.numel()}; it is damaged.")
+        raise UserError(f"{path} holds {size} but its header promises {offset + out.size}; it is damaged.")
     return out.reshape(dims)
 
 
 def load_split(raw: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as uint8 ``[N, 784]`` and labels as int64 ``[N]`` for ``prefix`` "train" or "t10k"."""
+    import torch
+
     images = read_idx(raw / f"{prefix}-images-idx3-ubyte.gz", IMAGE_MAGIC)
     labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", LABEL_MAGIC)
     if images.shape[0] != labels.shape[0]:
@@ -119,7 +132,7 @@ def load_split(raw: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
             f"{raw}/{prefix}-*: {images.shape[0]} images but {labels.shape[0]} labels; the two files do not belong "
             "together. Replace them with a matching pair."
         )
-    return images.reshape(images.shape[0], -1), labels.long()
+    return torch.from_numpy(images.reshape(images.shape[0], -1)), torch.from_numpy(labels).long()
 
 
 def copy_raw(src: str | Path, data_dir: str | Path) -> Path:

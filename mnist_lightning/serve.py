@@ -8,10 +8,8 @@ preprocessing the predict commands use, so the page, the API and the command lin
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import json
-import struct
 import sys
 from importlib import resources
 from pathlib import Path
@@ -24,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from PIL import Image, UnidentifiedImageError
 
 from mnist_lightning.errors import UserError
+from mnist_lightning.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, read_idx
 from mnist_lightning.preprocess import ImageError, mnist_pixels
 from mnist_lightning.runs import run_dirs
 
@@ -58,25 +57,14 @@ class DigitModel:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
-def read_idx_gz(path: Path, magic: int) -> np.ndarray:
-    """An IDX ``.gz`` file (the MNIST format) as a uint8 array, without torch."""
-    data = gzip.decompress(path.read_bytes())
-    found, *_ = struct.unpack(">I", data[:4])
-    if found != magic:
-        raise ValueError(f"{path}: not an IDX file with magic {magic} (found {found})")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_test_digits(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray] | None:
     """MNIST's test images [N, 28, 28] and labels, or None when they are missing or unreadable (the page says so)."""
     if data_dir is None:
         return None
     try:
-        images = read_idx_gz(Path(data_dir) / TEST_IMAGES, 2051)
-        labels = read_idx_gz(Path(data_dir) / TEST_LABELS, 2049)
-    except (OSError, ValueError, EOFError) as err:
+        images = read_idx(Path(data_dir) / TEST_IMAGES, IMAGE_MAGIC)
+        labels = read_idx(Path(data_dir) / TEST_LABELS, LABEL_MAGIC)
+    except (OSError, UserError) as err:
         print(f"note: 'try a test digit' is off: {err}", file=sys.stderr)
         return None
     if images.shape[1:] != (28, 28) or len(images) != len(labels):

@@ -72,3 +72,12 @@ def _refuse_download(*args, **kwargs) -> None:
 def test_synthetic_files_fail_the_official_md5_check(data_dir: Path) -> None:
     with pytest.raises(UserError, match=r"is not the official MNIST file .*--data.verify_md5 false"):
         ensure_raw_files(data_dir, download=False, verify_md5=True)
+
+
+def test_file_list_and_mirrors_match_torchvision() -> None:
+    from torchvision.datasets import MNIST
+
+    from mnist_lightning.mnist_files import FILES, MIRRORS
+
+    assert FILES == dict(MNIST.resources)
+    assert list(MIRRORS) == list(MNIST.mirrors)

@@ -18,8 +18,9 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from mnist_lightning.cli import main
+from mnist_lightning.mnist_files import read_idx
 from mnist_lightning.preprocess import mnist_pixels
-from mnist_lightning.serve import create_app, newest_onnx, read_idx_gz
+from mnist_lightning.serve import create_app, newest_onnx
 from tests.serve_helpers import running_server
 
 ROOT = Path(__file__).parents[1]
@@ -76,7 +77,7 @@ def test_predict_png_uses_the_shared_preprocessing(client: TestClient, onnx_path
 
 
 def test_predict_json_pixels_flat_and_28x28(client: TestClient, onnx_path: Path, data_dir: Path) -> None:
-    images = read_idx_gz(data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz", 2051)
+    images = read_idx(data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz", 2051)
     pixels = images[5].astype(np.float32) / 255
     want = softmax_of(onnx_path, pixels)
     for body in (pixels.reshape(784).tolist(), {"pixels": pixels.tolist()}):
@@ -89,8 +90,8 @@ def test_predict_json_pixels_flat_and_28x28(client: TestClient, onnx_path: Path,
 def test_test_digit_is_the_idx_image_and_its_label(client: TestClient, data_dir: Path) -> None:
     raw = data_dir / "MNIST" / "raw"
     images, labels = (
-        read_idx_gz(raw / "t10k-images-idx3-ubyte.gz", 2051),
-        read_idx_gz(raw / "t10k-labels-idx1-ubyte.gz", 2049),
+        read_idx(raw / "t10k-images-idx3-ubyte.gz", 2051),
+        read_idx(raw / "t10k-labels-idx1-ubyte.gz", 2049),
     )
     got = client.get("/test-digit?index=7").json()
     assert got["index"] == 7 and got["label"] == int(labels[7])
