@@ -23,9 +23,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from mnist_lightning.cli import MNISTCLI
-from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.module import MNISTClassifier
+from mnist_lightning.training.classifier import MNISTClassifier
+from mnist_lightning.training.cli import MNISTCLI
+from mnist_lightning.training.datamodule import MNISTDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("base", "best", "fast")

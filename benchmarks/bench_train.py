@@ -29,8 +29,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnist_lightning.mnist_files import FILES, load_split, raw_folder  # noqa: E402
-from mnist_lightning.model import MyMNIST  # noqa: E402
+from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
+from mnist_lightning.training.datamodule import load_split  # noqa: E402
+from mnist_lightning.training.net import MyMNIST  # noqa: E402
 
 BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]
 
@@ -73,7 +74,7 @@ def run_tutorial(data_dir: str, epochs: int) -> dict:
 def run_plain(data_dir: str, epochs: int, fused: bool = True) -> dict:
     """(b) Plain PyTorch, data in memory, index-sliced shuffled batches; the same split, optimizer and
     validation pass as (c), so c/b is what Lightning costs."""
-    from mnist_lightning.data import MNISTDataModule
+    from mnist_lightning.training.datamodule import MNISTDataModule
 
     torch.manual_seed(0)
     dm = MNISTDataModule(data_dir, download=False)
@@ -102,7 +103,7 @@ def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None =
     """(c) This project as users run it: the CLI with configs/base.yaml, validation, logging, checkpoints, bar."""
     import lightning as L
 
-    from mnist_lightning.cli import run_cli
+    from mnist_lightning.training.cli import run_cli
 
     class Clock(L.Callback):
         def __init__(self) -> None:
@@ -160,8 +161,8 @@ def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None =
 
 def run_full_fit(data_dir: str, epochs: int) -> dict:
     """The whole `python -m mnist_lightning fit --config configs/base.yaml` command, start-up and export included."""
-    from mnist_lightning.export import net_from_checkpoint
-    from mnist_lightning.runs import find_checkpoint
+    from mnist_lightning.common.runs import find_checkpoint
+    from mnist_lightning.training.checkpoints import net_from_checkpoint
 
     with tempfile.TemporaryDirectory() as root:
         cmd = [

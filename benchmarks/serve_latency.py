@@ -25,8 +25,9 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnist_lightning.preprocess import mnist_pixels  # noqa: E402
-from mnist_lightning.serve import DigitModel, newest_onnx  # noqa: E402
+from mnist_lightning.common.runs import newest_onnx  # noqa: E402
+from mnist_lightning.inference.digit_model import OnnxDigitModel  # noqa: E402
+from mnist_lightning.inference.preprocess import mnist_pixels  # noqa: E402
 from tests.serve_helpers import running_server  # noqa: E402
 
 
@@ -84,7 +85,7 @@ def main() -> None:
 
     png = canvas_png()
     pixels = mnist_pixels(Image.open(io.BytesIO(png)))
-    model = DigitModel(onnx)
+    model = OnnxDigitModel(onnx)
     results = {
         "onnxruntime run, 1 image": stats(time_calls(lambda: model.probabilities(pixels[None]), args.requests)),
         "PNG decode + preprocessing": stats(

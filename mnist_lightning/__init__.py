@@ -1,27 +1,17 @@
-"""Train, inspect and ship an MNIST digit classifier with PyTorch Lightning."""
+"""Train, inspect and ship an MNIST digit classifier with PyTorch Lightning.
 
-from __future__ import annotations
+The package is split by what each part needs at run time:
 
-import importlib
-from typing import TYPE_CHECKING, Any
+- ``training/``: torch and Lightning. The plain ``MyMNIST`` net, the LightningModule, data, callbacks,
+  checkpoints, the ONNX export and the LightningCLI.
+- ``inference/``: onnxruntime, numpy and Pillow only, never torch. Preprocessing, the exported model, the
+  ``predict-onnx`` command and the web server.
+- ``common/``: what both use, torch-free: errors, atomic writes, the raw MNIST files, run folders, the exported
+  model's interface and prediction tables.
+- ``commands.py``: the one router behind ``python -m mnist_lightning`` and ``mnist-lightning``.
 
-if TYPE_CHECKING:
-    from mnist_lightning.data import MNISTDataModule
-    from mnist_lightning.model import MyMNIST
-    from mnist_lightning.module import MNISTClassifier
+Importing this package imports neither torch nor Lightning; import from the subpackages, e.g.
+``from mnist_lightning.training.net import MyMNIST``.
+"""
 
-__all__ = ["MNISTClassifier", "MNISTDataModule", "MyMNIST"]
 __version__ = "0.1.0"
-
-# imported on first use, so the torch-free parts (preprocess, serve, onnx_predict) load without torch and Lightning
-_LAZY = {
-    "MNISTDataModule": "mnist_lightning.data",
-    "MyMNIST": "mnist_lightning.model",
-    "MNISTClassifier": "mnist_lightning.module",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'mnist_lightning' has no attribute {name!r}")

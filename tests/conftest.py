@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_lightning.cli import main
+from mnist_lightning.commands import main
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int) -> None:

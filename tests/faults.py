@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from mnist_lightning.checkpoint_io import AtomicCheckpointIO
+from mnist_lightning.training.checkpoint_io import AtomicCheckpointIO
 
 
 class SignalAt(L.Callback):

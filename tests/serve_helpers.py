@@ -23,12 +23,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(onnx: Path, data_dir: Path | None, startup_s: float = 60.0) -> Iterator[str]:
-    """Yields the server's base URL (``http://127.0.0.1:PORT/``); the process is stopped on exit."""
+def running_server(
+    onnx: Path,
+    data_dir: Path | None,
+    startup_s: float = 60.0,
+    command: list[str] | None = None,
+    pythonpath: list[str] | None = None,
+) -> Iterator[str]:
+    """Yields the server's base URL (``http://127.0.0.1:PORT/``); the process is stopped on exit.
+
+    ``command`` replaces ``python -m mnist_lightning`` (e.g. the installed ``mnist-lightning``); ``pythonpath``
+    entries go first on the server's PYTHONPATH.
+    """
     port = free_port()
-    args = [sys.executable, "-m", "mnist_lightning", "serve", "--onnx", str(onnx), "--port", str(port)]
+    args = [*(command or [sys.executable, "-m", "mnist_lightning"]), "serve", "--onnx", str(onnx), "--port", str(port)]
     args += ["--data", str(data_dir) if data_dir else str(Path(tempfile.gettempdir()) / "no-mnist-here")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    path = [*(pythonpath or []), str(ROOT), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}/"

@@ -14,8 +14,8 @@ import onnx
 import pytest
 import torch
 
-from mnist_lightning.cli import main
-from mnist_lightning.model import MyMNIST
+from mnist_lightning.commands import main
+from mnist_lightning.training.net import MyMNIST
 from tests.conftest import make_mnist, small_args, write_idx
 
 RAW = Path("data/MNIST/raw")

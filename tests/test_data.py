@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_lightning.data import MNISTDataModule, ShuffledBatches
-from mnist_lightning.errors import UserError
-from mnist_lightning.mnist_files import ensure_raw_files
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.mnist_files import ensure_raw_files
+from mnist_lightning.training.datamodule import MNISTDataModule, ShuffledBatches
 
 
 def epoch_order(sampler: ShuffledBatches, epoch: int) -> torch.Tensor:
@@ -54,7 +54,7 @@ def test_datamodule_batches_are_float_pixels_and_split_is_fixed(data_dir: Path) 
 
 def test_missing_files_without_network_names_the_files_and_the_folder(tmp_path: Path, monkeypatch) -> None:
     # no network here either way; make sure nothing is fetched even where there is one
-    monkeypatch.setattr("torchvision.datasets.utils.download_url", _refuse_download)
+    monkeypatch.setattr("mnist_lightning.common.mnist_files._fetch", _refuse_download)
     with pytest.raises(UserError) as err:
         ensure_raw_files(tmp_path, download=True)
     msg = str(err.value)
@@ -77,7 +77,23 @@ def test_synthetic_files_fail_the_official_md5_check(data_dir: Path) -> None:
 def test_file_list_and_mirrors_match_torchvision() -> None:
     from torchvision.datasets import MNIST
 
-    from mnist_lightning.mnist_files import FILES, MIRRORS
+    from mnist_lightning.common.mnist_files import FILES, MIRRORS
 
     assert FILES == dict(MNIST.resources)
     assert list(MIRRORS) == list(MNIST.mirrors)
+
+
+def test_download_fetches_missing_files_from_a_mirror_and_checks_them(
+    data_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import hashlib
+
+    from mnist_lightning.common import mnist_files
+
+    mirror = data_dir / "MNIST" / "raw"
+    sums = {name: hashlib.md5((mirror / name).read_bytes()).hexdigest() for name in mnist_files.FILES}
+    monkeypatch.setattr(mnist_files, "FILES", sums)
+    monkeypatch.setattr(mnist_files, "MIRRORS", ("file:///nonexistent/", mirror.as_uri() + "/"))
+    raw = ensure_raw_files(tmp_path, download=True)  # the first mirror fails, the second serves all four
+    assert sorted(p.name for p in raw.iterdir()) == sorted(sums)
+    assert all((raw / n).read_bytes() == (mirror / n).read_bytes() for n in sums)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.training.datamodule import MNISTDataModule
 from tests.conftest import small_args
 from tests.probes import image_key
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnist_lightning.cli import main
-from mnist_lightning.export import net_from_checkpoint
+from mnist_lightning.commands import main
+from mnist_lightning.training.checkpoints import net_from_checkpoint
 
 
 def metadata(path: Path) -> tuple[str, dict[str, str]]:

@@ -3,8 +3,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mnist_lightning.cli import main
-from mnist_lightning.module import MNISTClassifier
+from mnist_lightning.commands import main
+from mnist_lightning.training.classifier import MNISTClassifier
 from tests.conftest import small_args
 
 

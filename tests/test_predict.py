@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_lightning.cli import main
-from mnist_lightning.prediction_table import read_csv
-from mnist_lightning.preprocess import load_batch, mnist_pixels
+from mnist_lightning.commands import main
+from mnist_lightning.common.predictions import read_csv
+from mnist_lightning.inference.preprocess import load_batch, mnist_pixels
 from tests.conftest import small_args
 from tests.digit_images import draw_digit, make_digit_folder, save_digit
 
@@ -138,7 +138,7 @@ def test_bad_files_fail_clearly_and_leave_no_csv(
 def run_onnx_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # a wrapper that also reports whether torch was ever imported
     code = (
-        "import sys; from mnist_lightning.onnx_predict import main; rc = main(sys.argv[1:]); "
+        "import sys; from mnist_lightning.commands import main; rc = main(['predict-onnx', *sys.argv[1:]]); "
         "print('TORCH_IMPORTED' if 'torch' in sys.modules else 'TORCH_FREE'); sys.exit(rc)"
     )
     return subprocess.run(

@@ -13,12 +13,13 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
-from mnist_lightning.cli import main, run_cli
-from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.errors import UserError
-from mnist_lightning.export import load_checkpoint, net_from_checkpoint
-from mnist_lightning.model import MNIST_MEAN, MNIST_STD, MyMNIST
-from mnist_lightning.module import MNISTClassifier, warmup_cosine
+from mnist_lightning.commands import main
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.training.checkpoints import load_checkpoint, net_from_checkpoint
+from mnist_lightning.training.classifier import MNISTClassifier, warmup_cosine
+from mnist_lightning.training.cli import run_cli
+from mnist_lightning.training.datamodule import MNISTDataModule
+from mnist_lightning.training.net import MNIST_MEAN, MNIST_STD, MyMNIST
 from tests.conftest import small_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -134,7 +135,7 @@ def test_augmentation_touches_training_batches_only(data_dir: Path) -> None:
 
 
 def test_augmentation_keeps_shape_range_and_is_random() -> None:
-    from mnist_lightning.augment import BatchAugment
+    from mnist_lightning.training.augment import BatchAugment
 
     images = torch.zeros(64, 28, 28)
     images[:, 8:20, 10:18] = 1.0
@@ -157,7 +158,7 @@ def test_augmentation_grid_matches_affine_grid_and_interpolate() -> None:
 
     import torch.nn.functional as F
 
-    from mnist_lightning.augment import ELASTIC_GRID, BatchAugment
+    from mnist_lightning.training.augment import ELASTIC_GRID, BatchAugment
 
     images, amounts = torch.rand(32, 784), BatchAugment(shift=2, rotate=10, scale=0.1, elastic=1.5)
     torch.manual_seed(3)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnist_lightning.cli import main
+from mnist_lightning.commands import main
 from tests.conftest import small_args
 
 pytestmark = pytest.mark.slow

@@ -17,10 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
-from mnist_lightning.cli import main
-from mnist_lightning.mnist_files import read_idx
-from mnist_lightning.preprocess import mnist_pixels
-from mnist_lightning.serve import create_app, newest_onnx
+from mnist_lightning.commands import main
+from mnist_lightning.common.mnist_files import read_idx
+from mnist_lightning.common.runs import newest_onnx
+from mnist_lightning.inference.preprocess import mnist_pixels
+from mnist_lightning.inference.serve import create_app
 from tests.serve_helpers import running_server
 
 ROOT = Path(__file__).parents[1]
@@ -160,7 +161,7 @@ def test_server_path_never_imports_torch(onnx_path: Path, data_dir: Path) -> Non
     code = f"""
 import runpy, sys
 from fastapi.testclient import TestClient
-from mnist_lightning.serve import create_app
+from mnist_lightning.inference.serve import create_app
 client = TestClient(create_app({str(onnx_path)!r}, {str(data_dir)!r}))
 assert client.get("/test-digit").status_code == 200
 sys.argv = ["mnist_lightning", "serve", "--onnx", "/nonexistent/mnist.onnx"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lightning.cli import main
+from mnist_lightning.commands import main
 from tests.conftest import small_args
 from tests.serve_helpers import running_server
 

@@ -10,16 +10,15 @@ import hashlib
 import math
 import os
 import shutil
+import sys
 import tempfile
+import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from mnist_lightning.errors import UserError
-
-if TYPE_CHECKING:
-    import torch
+from mnist_lightning.common.errors import UserError
 
 # the four official files and their MD5s (the same as torchvision's MNIST.resources; a test keeps them equal)
 FILES = {
@@ -69,16 +68,24 @@ def ensure_raw_files(data_dir: str | Path, download: bool = True, verify_md5: bo
     return raw
 
 
-def _download(raw: Path, name: str) -> None:
-    from torchvision.datasets.utils import download_url
+def _fetch(url: str, dest: Path) -> None:
+    """Stream ``url`` into ``dest`` (stdlib only: the shared part needs neither torch nor torchvision)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "mnist-lightning"})  # some mirrors refuse none
+    with urllib.request.urlopen(request, timeout=60) as response, open(dest, "wb") as out:
+        shutil.copyfileobj(response, out, CHUNK)
 
+
+def _download(raw: Path, name: str) -> None:
     raw.mkdir(parents=True, exist_ok=True)
     errors = []
     for mirror in MIRRORS:
         # download into a temp folder beside the target, so a broken transfer never leaves a half file in raw/
         with tempfile.TemporaryDirectory(dir=raw) as tmp:
             try:
-                download_url(mirror + name, root=tmp, filename=name, md5=FILES[name])
+                print(f"downloading {mirror}{name}", file=sys.stderr, flush=True)
+                _fetch(mirror + name, Path(tmp) / name)
+                if (actual := _md5(Path(tmp) / name)) != FILES[name]:
+                    raise ValueError(f"md5 {actual}, expected {FILES[name]}")
                 os.replace(Path(tmp) / name, raw / name)
                 return
             except Exception as err:  # noqa: BLE001 - any network failure means "try the next mirror"
@@ -119,20 +126,6 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         size = f"{offset + got} bytes" if not extra else "more bytes"
         raise UserError(f"{path} holds {size} but its header promises {offset + out.size}; it is damaged.")
     return out.reshape(dims)
-
-
-def load_split(raw: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images as uint8 ``[N, 784]`` and labels as int64 ``[N]`` for ``prefix`` "train" or "t10k"."""
-    import torch
-
-    images = read_idx(raw / f"{prefix}-images-idx3-ubyte.gz", IMAGE_MAGIC)
-    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", LABEL_MAGIC)
-    if images.shape[0] != labels.shape[0]:
-        raise UserError(
-            f"{raw}/{prefix}-*: {images.shape[0]} images but {labels.shape[0]} labels; the two files do not belong "
-            "together. Replace them with a matching pair."
-        )
-    return torch.from_numpy(images.reshape(images.shape[0], -1)), torch.from_numpy(labels).long()
 
 
 def copy_raw(src: str | Path, data_dir: str | Path) -> Path:

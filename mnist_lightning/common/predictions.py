@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_lightning.atomic import replace_atomically
+from mnist_lightning.common.atomic import replace_atomically
 
 COLUMNS = ["file", "digit", "probability", "top3", "label"]
 SHOWN_ROWS = 20
@@ -31,12 +31,6 @@ class Prediction:
             top3,
             "" if self.label is None else str(self.label),
         ]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def predictions(names: list[str], probs: np.ndarray, labels: np.ndarray | None = None) -> list[Prediction]:

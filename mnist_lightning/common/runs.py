@@ -1,23 +1,33 @@
-"""Where runs live: ``<root>/lightning_logs/version_N/`` with ``checkpoints/``, event files and ``mnist.onnx``."""
+"""Where runs live, for any logger: ``<root>/<logger name>/<version>/`` with ``checkpoints/`` and ``mnist.onnx``.
+
+Lightning's default logger writes ``<root>/lightning_logs/version_N``; a ``CSVLogger`` or one named
+``--trainer.logger.name mycsv`` writes the same shape under another name. ``best``, ``last`` and ``latest`` mean
+"of the run that wrote such a file most recently", found under every logger name unless one is given. Needs no torch.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from mnist_lightning.errors import UserError
+from mnist_lightning.common.errors import UserError
 
-LOG_NAME = "lightning_logs"
+LOG_NAME = "lightning_logs"  # Lightning's default logger folder
+CHECKPOINTS = "checkpoints"
+LAST_NAME = "last.ckpt"
+ONNX_NAME = "mnist.onnx"
 BEST_PREFIX = "best-"
 # file name of the best checkpoint; '/' inside the braces is the metric key, not a folder
 BEST_FILENAME = BEST_PREFIX + "epoch{epoch:02d}-acc{val/acc:.4f}"
+TRAIN_HINT = "train first (python -m mnist_lightning fit --config configs/base.yaml)"
 
 
-def run_dirs(root: str | Path = ".") -> list[Path]:
-    """The run folders under ``root``, oldest first by version number."""
-    runs = [p for p in (Path(root) / LOG_NAME).glob("version_*") if p.is_dir()]
-    return sorted(runs, key=lambda p: int(re.sub(r"\D", "", p.name) or -1))
+def run_dirs(root: str | Path = ".", log_name: str | None = None) -> list[Path]:
+    """Run folders ``<root>/<log_name or any>/<version>`` that hold checkpoints or an export, sorted by path."""
+    names = [log_name] if log_name else ["*"]
+    runs = {p.parent for name in names for p in Path(root).glob(f"{name}/*/{CHECKPOINTS}") if p.is_dir()}
+    runs |= {p.parent for name in names for p in Path(root).glob(f"{name}/*/{ONNX_NAME}") if p.is_file()}
+    return sorted(runs)
 
 
 def _acc(ckpt: Path) -> float:
@@ -25,59 +35,50 @@ def _acc(ckpt: Path) -> float:
     return float(match.group(1)) if match else -1.0
 
 
-def find_checkpoint(which: str, root: str | Path = ".") -> Path:
-    """'best' or 'last' checkpoint of the newest run under ``root`` that has one."""
-    for run in reversed(run_dirs(root)):
-        ckpts = run / "checkpoints"
-        if which == "last" and (ckpts / "last.ckpt").is_file():
-            return ckpts / "last.ckpt"
-        if which == "best" and (best := sorted(ckpts.glob(BEST_PREFIX + "*.ckpt"), key=_acc)):
-            return best[-1]
-    raise UserError(
-        f"no '{which}' checkpoint found under {Path(root) / LOG_NAME}; train first "
-        "(python -m mnist_lightning fit --config configs/base.yaml) or pass --ckpt_path PATH/TO/FILE.ckpt."
-    )
+def _newest(files: list[Path]) -> Path | None:
+    return max(files, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
-def resolve_checkpoint(ckpt_path: str | Path | None, root: str | Path = ".") -> Path | None:
+def _where(root: str | Path, log_name: str | None) -> str:
+    return str(Path(root) / log_name) if log_name else f"{root} (any logger folder)"
+
+
+def find_checkpoint(which: str, root: str | Path = ".", log_name: str | None = None) -> Path:
+    """``last.ckpt``, or the highest-scoring ``best-*.ckpt``, of the run that saved a checkpoint most recently."""
+    found: dict[Path, Path] = {}  # the wanted file of each run that has one -> the run's newest checkpoint
+    for run in run_dirs(root, log_name):
+        ckpts = sorted((run / CHECKPOINTS).glob("*.ckpt"))
+        if which == "last" and (run / CHECKPOINTS / LAST_NAME).is_file():
+            found[run / CHECKPOINTS / LAST_NAME] = _newest(ckpts)
+        elif which == "best" and (best := [c for c in ckpts if c.name.startswith(BEST_PREFIX)]):
+            found[max(best, key=_acc)] = _newest(ckpts)
+    if not found:
+        raise UserError(
+            f"no '{which}' checkpoint found under {_where(root, log_name)}; {TRAIN_HINT} or pass --ckpt_path "
+            "PATH/TO/FILE.ckpt."
+        )
+    return max(found, key=lambda f: found[f].stat().st_mtime_ns)
+
+
+def resolve_checkpoint(
+    ckpt_path: str | Path | None, root: str | Path = ".", log_name: str | None = None
+) -> Path | None:
     """Turn 'best'/'last' into a file of the newest run; other paths are returned as they are."""
     if ckpt_path in (None, ""):
         return None
     if str(ckpt_path) in ("best", "last"):
-        return find_checkpoint(str(ckpt_path), root)
+        return find_checkpoint(str(ckpt_path), root, log_name)
     return Path(ckpt_path)
 
 
-def check_checkpoint(path: Path, hidden_layers: list[int] | None = None) -> None:
-    """Fail with a clear message unless ``path`` is a MNISTClassifier checkpoint (of ``hidden_layers``, if given)."""
-    from mnist_lightning.export import net_from_checkpoint
-
-    _, ckpt = net_from_checkpoint(path)  # readable, weights_only, and its weights fit its own architecture
-    saved = list(ckpt.get("hyper_parameters", {}).get("hidden_layers", []))
-    if hidden_layers is not None and saved and saved != list(hidden_layers):
-        raise UserError(
-            f"checkpoint {path} holds a net with hidden_layers {saved}, but the config asks for "
-            f"{list(hidden_layers)}; training cannot resume into a different architecture. Pass "
-            f"--model.hidden_layers '{saved}' to resume it, or drop --ckpt_path to train the new one from scratch."
-        )
+def newest_onnx(root: str | Path = ".") -> Path:
+    """``latest``: the ``mnist.onnx`` written most recently by any run under ``root``."""
+    if (onnx := _newest([run / ONNX_NAME for run in run_dirs(root) if (run / ONNX_NAME).is_file()])) is None:
+        raise UserError(f"no {ONNX_NAME} under {_where(root, None)}; {TRAIN_HINT} or pass --onnx PATH/TO/{ONNX_NAME}")
+    return onnx
 
 
-def run_logger(root: str | Path = ".", ckpt: Path | None = None):  # noqa: ANN201 - TensorBoardLogger, lazily
-    """The TensorBoard logger of a run: Lightning's default, without its placeholder ``hp_metric = -1``.
-
-    Resuming from ``ckpt`` inside ``<root>/lightning_logs/version_N/checkpoints/`` continues in that run folder;
-    otherwise the run gets a new version folder as usual.
-    """
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    version = None
-    if ckpt is not None:
-        run = ckpt.resolve().parent.parent
-        logs = (Path(root) / LOG_NAME).resolve()
-        if ckpt.resolve().parent.name == "checkpoints" and run.parent == logs and run.name.startswith("version_"):
-            number = run.name.removeprefix("version_")
-            version = int(number) if number.isdigit() else run.name
-    # spelled as Trainer spells its default logger's save_dir, so that ModelCheckpoint finds its dirpath unchanged
-    # and restores its best-k bookkeeping
-    save_dir = os.path.normpath(os.path.expanduser(root))
-    return TensorBoardLogger(save_dir=save_dir, name=LOG_NAME, version=version, default_hp_metric=False)
+def run_of_checkpoint(ckpt: str | Path) -> Path | None:
+    """The run folder of a checkpoint saved as ``<run>/checkpoints/<file>``, else None."""
+    path = Path(ckpt).resolve()
+    return path.parent.parent if path.parent.name == CHECKPOINTS else None

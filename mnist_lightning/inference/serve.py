@@ -1,8 +1,9 @@
 """``python -m mnist_lightning serve``: a draw-a-digit web page and a JSON API on the exported ONNX model.
 
-onnxruntime, numpy and PIL only: importing this module (or running the subcommand) never imports torch, so the
-server starts fast and ships without it. Images go through :func:`mnist_lightning.preprocess.mnist_pixels`, the
-preprocessing the predict commands use, so the page, the API and the command line see the same pixels.
+onnxruntime, numpy and PIL (plus FastAPI and uvicorn, the ``[serve]`` extra) only: importing this module or running
+the subcommand never imports torch, so the server starts fast and ships without it. Images go through
+:func:`~mnist_lightning.inference.preprocess.mnist_pixels`, the preprocessing the predict commands use, so the page,
+the API and the command line see the same pixels.
 """
 
 from __future__ import annotations
@@ -15,46 +16,29 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
 from PIL import Image, UnidentifiedImageError
 
-from mnist_lightning.errors import UserError
-from mnist_lightning.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, read_idx
-from mnist_lightning.preprocess import ImageError, mnist_pixels
-from mnist_lightning.runs import run_dirs
+from mnist_lightning.common.errors import UserError
+
+try:
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import HTMLResponse
+except ImportError as missing:  # the web server is an extra: training installs do not need it
+    raise UserError(
+        f"serve needs the web-server packages of the [serve] extra ({missing.name} is not installed); install them "
+        "with: pip install 'mnist-lightning[serve]' (make install includes them)."
+    ) from None
+
+from mnist_lightning.common.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, read_idx
+from mnist_lightning.common.runs import newest_onnx
+from mnist_lightning.inference.digit_model import OnnxDigitModel
+from mnist_lightning.inference.preprocess import ImageError, mnist_pixels
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a 280x280 canvas PNG is ~5 KB; anything near this is not a digit drawing
 MAX_IMAGE_PIXELS = 4096 * 4096  # checked before decoding: a small PNG can inflate to gigabytes
 TEST_IMAGES = "MNIST/raw/t10k-images-idx3-ubyte.gz"
 TEST_LABELS = "MNIST/raw/t10k-labels-idx1-ubyte.gz"
-
-
-class DigitModel:
-    """An exported ``mnist.onnx`` (input ``images`` [N, 784] in [0, 1], output ``numbers`` [N, 10] logits)."""
-
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such ONNX file; train first (make train) or pass --onnx PATH/TO/mnist.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # a 784-256-32-10 MLP is faster on one thread than on a thread pool
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own assorted types for a bad file
-            raise UserError(f"{path}: not a loadable ONNX model ({str(err)[:200]})") from None
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if [i.name for i in inputs] != ["images"] or "numbers" not in [o.name for o in outputs]:
-            raise UserError(f"{path}: expected input 'images' and output 'numbers' (a mnist_lightning export)")
-        self.path = path
-
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """float32 [N, 784] -> softmax probabilities [N, 10]."""
-        (logits,) = self.session.run(["numbers"], {"images": np.ascontiguousarray(pixels, dtype=np.float32)})
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
 
 
 def load_test_digits(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -121,7 +105,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def answer(model: DigitModel, pixels: np.ndarray, with_input: bool = False) -> dict:
+def answer(model: OnnxDigitModel, pixels: np.ndarray, with_input: bool = False) -> dict:
     probs = model.probabilities(pixels[None])[0]
     result = {"digit": int(probs.argmax()), "probabilities": [round(float(p), 6) for p in probs]}
     if with_input:  # what the model saw, for the page's 28x28 preview
@@ -130,10 +114,10 @@ def answer(model: DigitModel, pixels: np.ndarray, with_input: bool = False) -> d
 
 
 def create_app(onnx: str | Path, data_dir: str | Path | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
-    model = DigitModel(onnx)
+    model = OnnxDigitModel(onnx)
     test_digits = load_test_digits(data_dir)
     rng = np.random.default_rng()
-    page = resources.files("mnist_lightning").joinpath("static/index.html").read_text(encoding="utf-8")
+    page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(title="mnist-lightning", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse)
@@ -174,14 +158,6 @@ def create_app(onnx: str | Path, data_dir: str | Path | None = None, max_body: i
     return app
 
 
-def newest_onnx(root: str | Path = ".") -> Path:
-    """The newest run's ``mnist.onnx`` under ``root/lightning_logs``."""
-    for run in reversed(run_dirs(root)):
-        if (run / "mnist.onnx").is_file():
-            return run / "mnist.onnx"
-    raise UserError(f"no mnist.onnx under {Path(root) / 'lightning_logs'}; train first (make train) or pass --onnx")
-
-
 def serve_main(argv: list[str]) -> None:
     """``python -m mnist_lightning serve``: the draw-a-digit page on an exported ONNX model."""
     parser = argparse.ArgumentParser(prog="python -m mnist_lightning serve", description=serve_main.__doc__)
@@ -194,17 +170,10 @@ def serve_main(argv: list[str]) -> None:
     onnx = newest_onnx() if args.onnx == "latest" else Path(args.onnx)
     app = create_app(onnx, args.data, args.max_body)
 
-    import uvicorn  # only here: importing the module (tests, benchmarks) needs no server
+    try:
+        import uvicorn  # only here: importing the module (tests, benchmarks) needs no server
+    except ImportError:
+        raise UserError("serve needs uvicorn from the [serve] extra: pip install 'mnist-lightning[serve]'.") from None
 
     print(f"serving {onnx} on http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-
-
-def main(argv: list[str]) -> int:
-    """``serve`` without the Lightning CLI (``python -m mnist_lightning serve`` comes here)."""
-    try:
-        serve_main(argv)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mnist_lightning.errors import UserError
+from mnist_lightning.common.errors import UserError
 
 SIDE = 28
 ELASTIC_GRID = 4  # control points per side of the coarse random displacement field that is upsampled to 28x28

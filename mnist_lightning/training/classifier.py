@@ -17,9 +17,9 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from mnist_lightning.augment import BatchAugment
-from mnist_lightning.errors import UserError
-from mnist_lightning.model import NUM_CLASSES, MyMNIST
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.training.augment import BatchAugment
+from mnist_lightning.training.net import NUM_CLASSES, MyMNIST
 
 STAGES = ("train", "val", "test")
 

@@ -1,33 +1,59 @@
-"""``python -m mnist_lightning fit|validate|test|predict|export|serve|predict-onnx``: LightningCLI, clear errors."""
+"""The LightningCLI behind ``fit``, ``validate``, ``test`` and ``predict``, composed the Lightning way.
+
+What this project adds to a plain LightningCLI, each through a public extension point so that the run's
+``config.yaml`` shows it and a user's own setting replaces it:
+
+- always-on callbacks declared like ``ModelCheckpoint``: ``--checkpoint.*``, ``--export.*``, ``--resume.*``,
+  ``--views.*``, ``--predictions.*``;
+- ``trainer_defaults``: atomic checkpoint files (``trainer.plugins``), and :class:`GracefulStop` (SIGTERM/Ctrl-C);
+- ``before_instantiate_classes``: the default logger (TensorBoard without its placeholder ``hp_metric``, continuing
+  a resumed run's folder), and a progress bar that redraws every ``BAR_REFRESH`` steps unless one is configured.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch import Trainer
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from mnist_lightning.checkpoint_io import AtomicCheckpointIO
-from mnist_lightning.config_errors import config_error_message
-from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.errors import UserError
-from mnist_lightning.export import OnnxExport
-from mnist_lightning.mnist_files import FILES, raw_folder
-from mnist_lightning.module import MNISTClassifier
-from mnist_lightning.predict_writer import PredictionCsv
-from mnist_lightning.resume import GracefulStop, ResumeCheckpoint
-from mnist_lightning.runs import BEST_FILENAME, check_checkpoint, resolve_checkpoint, run_logger
-from mnist_lightning.views import TensorBoardViews
+from mnist_lightning.common.mnist_files import FILES, raw_folder
+from mnist_lightning.common.runs import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.training.checkpoints import check_checkpoint
+from mnist_lightning.training.classifier import MNISTClassifier
+from mnist_lightning.training.config_errors import config_error_message
+from mnist_lightning.training.datamodule import MNISTDataModule
+from mnist_lightning.training.onnx_export import OnnxExport
+from mnist_lightning.training.predict_writer import PredictionCsv
+from mnist_lightning.training.resume import GracefulStop, ResumeCheckpoint
+from mnist_lightning.training.views import TensorBoardViews
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-BAR_REFRESH = 20  # steps between progress-bar redraws
+# Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still
+# moves smoothly
+BAR_REFRESH = 20
+DEFAULT_BAR = {"class_path": "lightning.pytorch.callbacks.TQDMProgressBar", "init_args": {"refresh_rate": BAR_REFRESH}}
+DEFAULT_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
+
+
+def _class(entry: Any) -> type | None:
+    """The class a parsed ``class_path`` entry names (None for anything else)."""
+    path = entry.get("class_path") if isinstance(entry, (dict, Namespace)) else None
+    if not isinstance(path, str) or "." not in path:
+        return None
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name, None)
+
+
+def _is_default_bar(entry: Any) -> bool:
+    args = entry.get("init_args") if isinstance(entry, (dict, Namespace)) else None
+    return _class(entry) is TQDMProgressBar and args is not None and args.get("refresh_rate") == BAR_REFRESH
 
 
 class MNISTCLI(LightningCLI):
@@ -35,7 +61,13 @@ class MNISTCLI(LightningCLI):
         cli_args = kwargs.get("args")
         self.argv = list(cli_args) if isinstance(cli_args, list) else sys.argv[1:]  # for the resume hint
         self.resume_from: Path | None = None
-        super().__init__(*args, **kwargs)
+        defaults = dict(kwargs.pop("trainer_defaults", None) or {})
+        # a user's own --trainer.plugins replaces the atomic checkpoint IO, as any default
+        defaults.setdefault("plugins", {"class_path": "mnist_lightning.training.checkpoint_io.AtomicCheckpointIO"})
+        extra = defaults.pop("callbacks", None) or []
+        # callbacks in trainer_defaults are always added by LightningCLI; this one has no settings of its own
+        defaults["callbacks"] = [GracefulStop(self.argv), *(extra if isinstance(extra, list) else [extra])]
+        super().__init__(*args, trainer_defaults=defaults, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # always-on callbacks, each configurable: --checkpoint.*, --export.*, --resume.*, --views.*, --predictions.*
@@ -55,18 +87,41 @@ class MNISTCLI(LightningCLI):
         parser.add_lightning_class_args(ResumeCheckpoint, "resume")  # --resume.every_n_train_steps N
         parser.add_lightning_class_args(TensorBoardViews, "views")
         parser.add_lightning_class_args(PredictionCsv, "predictions")
+        # shown by --print_config; dropped in before_instantiate_classes when another bar is configured
+        parser.set_defaults({"trainer.callbacks": [DEFAULT_BAR]})
+
+    def _stage_config(self) -> Namespace:
+        return self.config[self.subcommand] if self.subcommand else self.config
 
     def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         if sub and (ckpt := self.config[sub].get("ckpt_path")):
-            root = self.config[sub].trainer.default_root_dir or "."
-            path = resolve_checkpoint(ckpt, root)
+            root, name = _logger_folder(self.config[sub].trainer)
+            path = resolve_checkpoint(ckpt, root, name)
             # a clear error now rather than a traceback from deep inside Lightning
             check_checkpoint(path, self.config[sub].model.hidden_layers if sub == "fit" else None)
             self.config[sub].ckpt_path = str(path)
             if sub == "fit":
                 self.resume_from = path
+
+    def before_instantiate_classes(self) -> None:
+        trainer = self._stage_config().trainer
+        if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
+            trainer.logger = Namespace(
+                class_path=DEFAULT_LOGGER,
+                init_args=Namespace(
+                    save_dir=trainer.default_root_dir or ".", name=LOG_NAME, version=None, default_hp_metric=False
+                ),
+            )
+        _resume_in_place(trainer.logger, self.resume_from)
+        callbacks = list(trainer.callbacks or [])
+        bars = [c for c in callbacks if (cls := _class(c)) is not None and issubclass(cls, ProgressBar)]
+        if trainer.enable_progress_bar is False or len(bars) > 1:  # the user's choice wins over the default bar
+            callbacks = [c for c in callbacks if not _is_default_bar(c)]
+        elif not bars:  # a config file that lists callbacks of its own still gets the quieter bar
+            callbacks.append(Namespace(DEFAULT_BAR))
+        trainer.callbacks = callbacks
 
     def _check_data(self) -> None:
         """Read and check MNIST before the trainer creates a run folder, so bad data leaves no trace behind."""
@@ -77,23 +132,6 @@ class MNISTCLI(LightningCLI):
         dm.setup()  # decodes and caches the splits; the trainer's own setup() reuses them
 
     before_fit = before_validate = before_test = before_predict = _check_data
-
-    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self.config[self.subcommand].trainer
-        if config.logger in (None, True):  # the default logger; a configured one is left as it is
-            # Lightning's default minus its placeholder hp_metric=-1 (views.py logs real metrics as hparams); a
-            # resumed fit continues in its checkpoint's own run folder: one TensorBoard run, checkpoints together
-            kwargs["logger"] = run_logger(config.default_root_dir or os.getcwd(), self.resume_from)
-        trainer = super().instantiate_trainer(**kwargs)
-        trainer.callbacks.append(GracefulStop(self.argv))
-        bar = trainer.progress_bar_callback
-        if type(bar) is TQDMProgressBar and not any(isinstance(c, ProgressBar) for c in config.callbacks or []):
-            # Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every
-            # BAR_REFRESH steps still moves smoothly (a configured bar is left as it is)
-            trainer.callbacks[trainer.callbacks.index(bar)] = TQDMProgressBar(refresh_rate=BAR_REFRESH)
-        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # the default; a user's own IO is kept
-            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        return trainer
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -115,48 +153,50 @@ class MNISTCLI(LightningCLI):
         print("\n".join(lines), flush=True)
 
 
-def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | None = None) -> MNISTCLI:
-    """Build and run the CLI; ``extra_callbacks`` are added to the Trainer (benchmarks, tests)."""
+def _logger_folder(trainer: Namespace) -> tuple[str, str | None]:
+    """(save_dir, name) of the configured logger, where ``best``/``last`` are looked up (any name: None)."""
+    logger = trainer.logger
+    if logger in (None, True):
+        return trainer.default_root_dir or ".", LOG_NAME
+    args = logger.get("init_args") if isinstance(logger, (dict, Namespace)) else None
+    if args is not None and args.get("save_dir") is not None:
+        return str(args.get("save_dir")), args.get("name")
+    return trainer.default_root_dir or ".", None
+
+
+def _resume_in_place(logger: Any, ckpt: Path | None) -> None:
+    """A fit resumed from ``<save_dir>/<name>/<version>/checkpoints/`` of this logger continues in that folder."""
+    args = logger.get("init_args") if isinstance(logger, (dict, Namespace)) else None
+    run = run_of_checkpoint(ckpt) if ckpt is not None else None
+    if run is None or args is None or args.get("save_dir") is None:
+        return
+    if run.parent.resolve() == (Path(str(args.save_dir)) / str(args.get("name") or "")).resolve():
+        number = run.name.removeprefix("version_")
+        args.version = int(number) if run.name.startswith("version_") and number.isdigit() else run.name
+
+
+def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | None = None, **kwargs: Any) -> MNISTCLI:
+    """Build (and by default run) the CLI; ``extra_callbacks`` are added to the Trainer (benchmarks, tests)."""
     return MNISTCLI(
         MNISTClassifier,
         MNISTDataModule,
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
-        # raise instead of printing the whole usage: main() turns the error into one specific paragraph
+        # raise instead of printing the whole usage: lightning_main turns the error into one specific paragraph
         parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}},
         args=args,
+        **kwargs,
     )
 
 
-def main(args: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if args is None else args
+def lightning_main(args: list[str] | None = None) -> int:
+    """``fit``/``validate``/``test``/``predict``; the exit status (UserError is the router's to report)."""
     try:
-        if argv[:1] == ["export"]:
-            from mnist_lightning.export import export_main
-
-            export_main(argv[1:])
-        elif argv[:1] == ["serve"]:
-            from mnist_lightning.serve import serve_main
-
-            serve_main(argv[1:])
-        elif argv[:1] == ["predict-onnx"]:
-            from mnist_lightning.onnx_predict import main as onnx_main
-
-            return onnx_main(argv[1:])
-        else:
-            run_cli(args)  # None: LightningCLI reads sys.argv itself (and does not warn about it)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        run_cli(args)
     except argparse.ArgumentError as err:
-        print(f"error: {config_error_message(err, argv)}", file=sys.stderr)
+        print(f"error: {config_error_message(err, sys.argv[1:] if args is None else args)}", file=sys.stderr)
         return 2
     except SIGTERMException as stop:  # GracefulStop saved a checkpoint and printed how to resume
         return stop.code if isinstance(stop.code, int) else 1
     return 0
-
-
-def main_exit() -> None:
-    """Console-script entry point (``mnist-lightning ...``)."""
-    sys.exit(main())

@@ -48,6 +48,12 @@ def config_error_message(err: argparse.ArgumentError, argv: list[str]) -> str:
         return f"config file {name} does not exist; check the path given to --config (e.g. configs/base.yaml)."
     if m := re.search(r"does not accept option '([^']+)'", msg) or re.search(r"unrecognized arguments: (.+)$", msg):
         return f"unknown option {m.group(1)}: no such setting (check its spelling and section). {HELP}"
+    if m := re.search(
+        r"Parser key \"([^\"]+)\".*class_path '([^']+)': the following arguments are required: ([\w, ]+)", msg
+    ):
+        key, cls, needed = m.group(1), m.group(2).rsplit(".", 1)[-1], m.group(3).split(", ")
+        flags = " ".join(f"--{key}.{name} VALUE" for name in needed)
+        return f"{key} {cls} needs {', '.join(needed)}; add {flags} (e.g. --{key}.{needed[0]} .). {HELP}"
     if m := re.search(r'Parser key "([^"]+)": (.+)$', msg):
         return f"invalid value for {m.group(1)}: {m.group(2)}. {HELP}"
     return f"invalid command line or config: {msg}. {HELP}"

@@ -9,11 +9,23 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from mnist_lightning.errors import UserError
-from mnist_lightning.image_data import ImageBatches, load_predict_images
-from mnist_lightning.mnist_files import ensure_raw_files, load_split
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, ensure_raw_files, read_idx
+from mnist_lightning.training.predict_images import ImageBatches, load_predict_images
 
 SPLIT_SEED = 1234  # the train/val split is fixed, whatever the training seed, so runs compare on one val set
+
+
+def load_split(raw: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as uint8 ``[N, 784]`` and labels as int64 ``[N]`` for ``prefix`` "train" or "t10k"."""
+    images = read_idx(raw / f"{prefix}-images-idx3-ubyte.gz", IMAGE_MAGIC)
+    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", LABEL_MAGIC)
+    if images.shape[0] != labels.shape[0]:
+        raise UserError(
+            f"{raw}/{prefix}-*: {images.shape[0]} images but {labels.shape[0]} labels; the two files do not belong "
+            "together. Replace them with a matching pair."
+        )
+    return torch.from_numpy(images.reshape(images.shape[0], -1)), torch.from_numpy(labels).long()
 
 
 class ShuffledBatches(torch.utils.data.Sampler):

@@ -10,56 +10,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from mnist_lightning.atomic import replace_atomically
-from mnist_lightning.errors import UserError
-from mnist_lightning.model import INPUT_SIZE, MyMNIST
-
-INPUT_NAME, OUTPUT_NAME = "images", "numbers"
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with errors that say what is wrong with the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; pass an existing .ckpt file, 'best' or 'last'.")
-    if path.stat().st_size == 0:
-        raise UserError(f"checkpoint {path} is empty (0 bytes); it was never fully written. Use another checkpoint.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # never runs pickled code
-    except Exception as err:  # noqa: BLE001 - torch raises many types for non-checkpoint files
-        if "Weights only load failed" in str(err):
-            raise UserError(
-                f"{path} is not a readable checkpoint: besides weights it holds pickled Python objects, and loading "
-                "them could run arbitrary code, so it is refused (weights_only=True). Use a checkpoint written by fit."
-            ) from None
-        detail = (str(err).strip().splitlines() or [""])[0][:150]
-        raise UserError(
-            f"{path} is not a readable checkpoint: torch.load cannot read it ({type(err).__name__}: {detail}); "
-            "it is not a PyTorch file or it is damaged. Pass a .ckpt file written by fit, 'best' or 'last'."
-        ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise UserError(f"{path} is a torch file but not a Lightning checkpoint (no 'state_dict').")
-    return ckpt
-
-
-def net_from_checkpoint(path: str | Path) -> tuple[MyMNIST, dict[str, Any]]:
-    """The float32 CPU MyMNIST stored in a MNISTClassifier checkpoint, and that checkpoint's dict."""
-    ckpt = load_checkpoint(path)
-    hparams = ckpt.get("hyper_parameters", {})
-    hidden = list(hparams.get("hidden_layers", [256, 32]))
-    # dropout shifts the layer indices (state_dict keys); standardize is part of the exported computation
-    net = MyMNIST(hidden, dropout=float(hparams.get("dropout", 0.0)), standardize=bool(hparams.get("standardize")))
-    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    try:
-        net.load_state_dict(weights)
-    except RuntimeError as err:
-        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]  # [0] is a generic header
-        detail = (lines or [str(err)])[0][:250].rstrip(".")
-        raise UserError(
-            f"{path} does not hold a MyMNIST{hidden} net, the architecture its hyper-parameters name: {detail}. "
-            "The file is damaged or not from this project; use another checkpoint."
-        ) from None
-    return net.float().eval(), ckpt
+from mnist_lightning.common.atomic import replace_atomically
+from mnist_lightning.common.onnx_contract import DOC_STRING, INPUT_CONVENTION, INPUT_NAME, LABELS, OUTPUT_NAME
+from mnist_lightning.common.runs import ONNX_NAME, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.training.checkpoints import checkpoint_val_acc, net_from_checkpoint
+from mnist_lightning.training.net import INPUT_SIZE
 
 
 def export_onnx(net: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -78,7 +33,7 @@ def export_onnx(net: torch.nn.Module, path: str | Path, metadata: dict[str, str]
             dynamo=True,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
-            dynamic_shapes={"images": {0: batch}},
+            dynamic_shapes={INPUT_NAME: {0: batch}},
             external_data=False,
             verbose=False,
         )
@@ -116,7 +71,7 @@ def _cpu_float_copy(net: torch.nn.Module) -> torch.nn.Module:
 class OnnxExport(L.Callback):
     """At the end of ``fit``, export the best checkpoint's net to ``<run dir>/<filename>`` (rank zero only)."""
 
-    def __init__(self, filename: str = "mnist.onnx", enabled: bool = True) -> None:
+    def __init__(self, filename: str = ONNX_NAME, enabled: bool = True) -> None:
         self.filename, self.enabled = filename, enabled
         self.path: Path | None = None
 
@@ -143,11 +98,9 @@ class OnnxExport(L.Callback):
 def onnx_metadata(ckpt: dict[str, Any], source: str, val_acc: Any = None) -> dict[str, str]:
     hidden = ckpt.get("hyper_parameters", {}).get("hidden_layers")
     meta = {
-        "doc_string": "MNIST digit classifier (mnist-lightning). Input 'images': float32 [batch, 784], a 28x28 "
-        "grayscale digit flattened row by row, white digit on black, pixels in [0, 1]. Output 'numbers': "
-        "float32 [batch, 10] logits for the digits 0-9.",
-        "labels": ",".join(str(d) for d in range(10)),
-        "input_convention": "28x28 flattened to 784, pixels in [0,1], white digit on black background",
+        "doc_string": DOC_STRING,
+        "labels": ",".join(str(d) for d in LABELS),
+        "input_convention": INPUT_CONVENTION,
         "hidden_layers": str(hidden),
         "checkpoint": str(source),
     }
@@ -156,32 +109,20 @@ def onnx_metadata(ckpt: dict[str, Any], source: str, val_acc: Any = None) -> dic
     return meta
 
 
-def checkpoint_val_acc(ckpt: dict[str, Any], path: Path) -> float | None:
-    """The ``val/acc`` of this very checkpoint: stored in it, or else known when it is the run's best."""
-    if ckpt.get("val_acc") is not None:
-        return float(ckpt["val_acc"])
-    for key, state in ckpt.get("callbacks", {}).items():
-        best = state.get("best_model_path") if "ModelCheckpoint" in key else None
-        if best and Path(best).name == path.name and state.get("best_model_score") is not None:
-            return float(state["best_model_score"])
-    return None
-
-
 def export_main(argv: list[str]) -> Path:
     """``python -m mnist_lightning export``: export any checkpoint without training."""
     import argparse
 
-    from mnist_lightning.runs import resolve_checkpoint
-
     parser = argparse.ArgumentParser(prog="python -m mnist_lightning export", description=export_main.__doc__)
-    parser.add_argument("--ckpt_path", default="best", help="a .ckpt file, or best/last of the newest run")
+    parser.add_argument("--ckpt_path", default="best", help="a .ckpt file, or best/last of the newest run (any logger)")
     parser.add_argument("--output", default=None, help="ONNX file to write (default: mnist.onnx in the run folder)")
-    parser.add_argument("--root", default=".", help="folder holding lightning_logs/ (for best/last)")
+    parser.add_argument("--root", default=".", help="folder holding lightning_logs/ or other logger folders")
     args = parser.parse_args(argv)
     ckpt_path = resolve_checkpoint(args.ckpt_path, args.root)
     net, ckpt = net_from_checkpoint(ckpt_path)
     # checkpoints/<file>.ckpt -> the run folder beside checkpoints/
-    output = Path(args.output) if args.output else ckpt_path.resolve().parent.parent / "mnist.onnx"
+    run = run_of_checkpoint(ckpt_path)
+    output = Path(args.output) if args.output else (run or ckpt_path.resolve().parent) / ONNX_NAME
     score = checkpoint_val_acc(ckpt, ckpt_path)
     path = export_onnx(net, output, onnx_metadata(ckpt, str(ckpt_path), score))
     print(f"exported {ckpt_path} -> {path}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from mnist_lightning.errors import UserError
-from mnist_lightning.preprocess import ImageError, load_batch
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.inference.preprocess import ImageError, load_batch
 
 
 class ImageBatches:

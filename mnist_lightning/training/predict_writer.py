@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from mnist_lightning.prediction_table import Prediction, predictions, summary, write_csv
+from mnist_lightning.common.predictions import Prediction, predictions, summary, write_csv
 
 
 class PredictionCsv(BasePredictionWriter):

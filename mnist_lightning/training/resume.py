@@ -18,9 +18,9 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchmetrics import Metric
 
-from mnist_lightning.errors import UserError
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.runs import LAST_NAME
 
-LAST_NAME = "last.ckpt"
 METRICS_KEY = "mnist_lightning_metric_states"
 
 

@@ -15,9 +15,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from mnist_lightning.errors import UserError
-from mnist_lightning.figures import confusion_image, misclassified_grid
-from mnist_lightning.model import NUM_CLASSES
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.training.figures import confusion_image, misclassified_grid
+from mnist_lightning.training.net import NUM_CLASSES
 
 # the HPARAMS tab's metric columns; each run's value is the last one logged under that tag
 HP_METRICS = ("hp/best_val_acc", "hp/test_acc")

@@ -1,0 +1,79 @@
+"""Reading checkpoints: ``torch.load(weights_only=True)`` with errors that say what is wrong with the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.training.net import MyMNIST
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` with errors that say what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; pass an existing .ckpt file, 'best' or 'last'.")
+    if path.stat().st_size == 0:
+        raise UserError(f"checkpoint {path} is empty (0 bytes); it was never fully written. Use another checkpoint.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # never runs pickled code
+    except Exception as err:  # noqa: BLE001 - torch raises many types for non-checkpoint files
+        if "Weights only load failed" in str(err):
+            raise UserError(
+                f"{path} is not a readable checkpoint: besides weights it holds pickled Python objects, and loading "
+                "them could run arbitrary code, so it is refused (weights_only=True). Use a checkpoint written by fit."
+            ) from None
+        detail = (str(err).strip().splitlines() or [""])[0][:150]
+        raise UserError(
+            f"{path} is not a readable checkpoint: torch.load cannot read it ({type(err).__name__}: {detail}); "
+            "it is not a PyTorch file or it is damaged. Pass a .ckpt file written by fit, 'best' or 'last'."
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise UserError(f"{path} is a torch file but not a Lightning checkpoint (no 'state_dict').")
+    return ckpt
+
+
+def net_from_checkpoint(path: str | Path) -> tuple[MyMNIST, dict[str, Any]]:
+    """The float32 CPU MyMNIST stored in a MNISTClassifier checkpoint, and that checkpoint's dict."""
+    ckpt = load_checkpoint(path)
+    hparams = ckpt.get("hyper_parameters", {})
+    hidden = list(hparams.get("hidden_layers", [256, 32]))
+    # dropout shifts the layer indices (state_dict keys); standardize is part of the exported computation
+    net = MyMNIST(hidden, dropout=float(hparams.get("dropout", 0.0)), standardize=bool(hparams.get("standardize")))
+    weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]  # [0] is a generic header
+        detail = (lines or [str(err)])[0][:250].rstrip(".")
+        raise UserError(
+            f"{path} does not hold a MyMNIST{hidden} net, the architecture its hyper-parameters name: {detail}. "
+            "The file is damaged or not from this project; use another checkpoint."
+        ) from None
+    return net.float().eval(), ckpt
+
+
+def check_checkpoint(path: Path, hidden_layers: list[int] | None = None) -> None:
+    """Fail with a clear message unless ``path`` is a MNISTClassifier checkpoint (of ``hidden_layers``, if given)."""
+    _, ckpt = net_from_checkpoint(path)  # readable, weights_only, and its weights fit its own architecture
+    saved = list(ckpt.get("hyper_parameters", {}).get("hidden_layers", []))
+    if hidden_layers is not None and saved and saved != list(hidden_layers):
+        raise UserError(
+            f"checkpoint {path} holds a net with hidden_layers {saved}, but the config asks for "
+            f"{list(hidden_layers)}; training cannot resume into a different architecture. Pass "
+            f"--model.hidden_layers '{saved}' to resume it, or drop --ckpt_path to train the new one from scratch."
+        )
+
+
+def checkpoint_val_acc(ckpt: dict[str, Any], path: Path) -> float | None:
+    """The ``val/acc`` of this very checkpoint: stored in it, or else known when it is the run's best."""
+    if ckpt.get("val_acc") is not None:
+        return float(ckpt["val_acc"])
+    for key, state in ckpt.get("callbacks", {}).items():
+        best = state.get("best_model_path") if "ModelCheckpoint" in key else None
+        if best and Path(best).name == path.name and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None
