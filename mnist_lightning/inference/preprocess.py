@@ -21,10 +21,8 @@ class ImageError(ValueError):
 
 def load_image(path: str | Path) -> Image.Image:
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: the file is empty")
+    if problem := "no such file" if not path.is_file() else "the file is empty" if not path.stat().st_size else "":
+        raise ImageError(f"{path}: {problem}")
     try:
         with Image.open(path) as img:
             img.load()

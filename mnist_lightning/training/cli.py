@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,11 @@ class MNISTCLI(LightningCLI):
             trainer.logger = Namespace(
                 class_path=DEFAULT_LOGGER,
                 init_args=Namespace(
-                    save_dir=trainer.default_root_dir or ".", name=LOG_NAME, version=None, default_hp_metric=False
+                    # as Trainer spells its default logger's save_dir, so ModelCheckpoint keeps its best-k state
+                    save_dir=os.path.normpath(os.path.expanduser(trainer.default_root_dir or os.getcwd())),
+                    name=LOG_NAME,
+                    version=None,
+                    default_hp_metric=False,
                 ),
             )
         _resume_in_place(trainer.logger, self.resume_from)
