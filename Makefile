@@ -28,7 +28,7 @@ train: install ## fit CONFIG (default configs/base.yaml); extra CLI flags in ARG
 test: install ## run the test suite
 	$(PY) -m pytest -q
 
-export: install ## export CKPT (best|last|path, of the newest run) to ONNX without training
+export: install ## export CKPT (best|last|path, of the newest run) to mnist.onnx and mnist.pt without training
 	$(PY) -m mnist_lightning export --ckpt_path $(CKPT) $(ARGS)
 
 serve: install ## draw-a-digit page on http://127.0.0.1:8000 (ONNX=latest run's mnist.onnx; ARGS="--port 8080")

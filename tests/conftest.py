@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mnist_lightning.commands import main
+from tests.import_blocker import BLOCKER
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int) -> None:
@@ -78,3 +79,11 @@ def trained_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     code = main(["fit", *small_args(data_dir, "--trainer.default_root_dir", str(root))])
     assert code == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def blocker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose sitecustomize.py makes the imports named in $BLOCK_IMPORTS fail, in any Python started."""
+    folder = tmp_path_factory.mktemp("blocker")
+    (folder / "sitecustomize.py").write_text(BLOCKER)
+    return folder

@@ -25,37 +25,11 @@ from mnist_lightning.training.checkpoint_io import AtomicCheckpointIO
 from mnist_lightning.training.cli import BAR_REFRESH, run_cli
 from tests.conftest import small_args
 from tests.digit_images import save_digit
+from tests.import_blocker import TORCH_SIDE, blocked_env
 from tests.serve_helpers import running_server
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "mnist_lightning"
-BLOCKER = """
-import importlib.abc, os, sys
-
-BLOCKED = set(os.environ["BLOCK_IMPORTS"].split(","))
-
-class Blocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ImportError(f"{name} is blocked in this test", name=name)
-        return None
-
-sys.meta_path.insert(0, Blocker())
-"""
-TORCH_SIDE = "torch,lightning,pytorch_lightning,torchvision,torchmetrics"
-
-
-@pytest.fixture(scope="module")
-def blocker(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder whose sitecustomize.py makes the imports named in $BLOCK_IMPORTS fail, in any Python started."""
-    folder = tmp_path_factory.mktemp("blocker")
-    (folder / "sitecustomize.py").write_text(BLOCKER)
-    return folder
-
-
-def blocked_env(blocker: Path, blocked: str = TORCH_SIDE) -> dict[str, str]:
-    path = os.pathsep.join(filter(None, [str(blocker), str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "BLOCK_IMPORTS": blocked}
 
 
 def entry_points() -> list[list[str]]:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.training.net import MyMNIST
+from mnist_lightning.training.net import PT_FORMAT, MyMNIST
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -31,6 +31,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is not a readable checkpoint: torch.load cannot read it ({type(err).__name__}: {detail}); "
             "it is not a PyTorch file or it is damaged. Pass a .ckpt file written by fit, 'best' or 'last'."
         ) from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == PT_FORMAT:
+        raise UserError(
+            f"{path} is a plain model file (mnist.pt), not a training checkpoint; load it with "
+            "MyMNIST.load(path), or pass a .ckpt file, 'best' or 'last'."
+        )
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{path} is a torch file but not a Lightning checkpoint (no 'state_dict').")
     return ckpt

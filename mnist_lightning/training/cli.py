@@ -152,6 +152,8 @@ class MNISTCLI(LightningCLI):
             lines.append(f"  last checkpoint : {last.path}")
         if export is not None and export.path is not None:
             lines.append(f"  ONNX model      : {export.path}")
+        if export is not None and export.torch_path is not None:
+            lines.append(f"  PyTorch model   : {export.torch_path}  (MyMNIST.load)")
         log_dir = trainer.logger.log_dir if trainer.logger else None  # not trainer.log_dir: that is collective
         if log_dir:
             lines.append(f"  TensorBoard     : tensorboard --logdir {Path(log_dir).parent}")

@@ -1,14 +1,27 @@
-"""The plain PyTorch MLP from the tutorial, free of Lightning so that it exports cleanly."""
+"""The plain PyTorch MLP from the tutorial, free of Lightning so that it exports cleanly, and its ``mnist.pt`` file.
+
+``mnist.pt`` is the tutorial's second artifact made safe: a plain dict (weights plus the constructor's arguments)
+that ``torch.load(path, weights_only=True)`` reads, and :meth:`MyMNIST.load` turns back into the net with torch
+alone; no pickled code, so it survives the class moving.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import nn
+
+from mnist_lightning.common.atomic import replace_atomically
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.onnx_contract import INPUT_CONVENTION
 
 INPUT_SIZE = 28 * 28
 NUM_CLASSES = 10
 # pixel mean and std of the 60k MNIST training images, pixels in [0, 1]
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+PT_FORMAT = "mnist-lightning MyMNIST v1"  # the "format" entry of every mnist.pt
 
 
 class MyMNIST(nn.Module):
@@ -36,3 +49,50 @@ class MyMNIST(nn.Module):
         if self.standardize:
             x = (x - MNIST_MEAN) / MNIST_STD
         return self.layers(x)
+
+    def arguments(self) -> dict[str, Any]:
+        """The constructor's arguments as plain types (what ``mnist.pt`` stores beside the weights)."""
+        linears = [m for m in self.layers if isinstance(m, nn.Linear)]
+        dropout = next((float(m.p) for m in self.layers if isinstance(m, nn.Dropout)), 0.0)
+        return {
+            "hidden_layers": [m.out_features for m in linears[:-1]],
+            "dropout": dropout,
+            "standardize": bool(self.standardize),
+        }
+
+    def save(self, path: str | Path, source: str = "") -> Path:
+        """Write ``mnist.pt`` atomically: float32 CPU weights in layer order, the arguments, the input convention."""
+        state = {k: v.detach().to("cpu", torch.float32).clone() for k, v in self.state_dict().items()}
+        record = {"format": PT_FORMAT, **self.arguments(), "state_dict": state}
+        record |= {"input_convention": INPUT_CONVENTION, "source_checkpoint": str(source)}
+        with replace_atomically(path, where="--output folder") as tmp:
+            torch.save(record, tmp)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> MyMNIST:
+        """The net saved in ``mnist.pt`` (float32, CPU, in eval mode), read with ``weights_only=True``."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path} does not exist; pass the mnist.pt that fit or export wrote.")
+        try:
+            record = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises many types for damaged or foreign files
+            detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:150]
+            raise UserError(
+                f"{path} cannot be read as a model file ({type(err).__name__}: {detail}); it is damaged or not a "
+                "PyTorch file. Export it again: python -m mnist_lightning export --format pt"
+            ) from None
+        if not isinstance(record, dict) or record.get("format") != PT_FORMAT:
+            raise UserError(
+                f"{path} is a PyTorch file but not an mnist-lightning model file (no format '{PT_FORMAT}'); a "
+                "Lightning checkpoint goes to --ckpt_path instead. Write one with: python -m mnist_lightning export "
+                "--format pt"
+            )
+        net = cls(list(record["hidden_layers"]), float(record["dropout"]), bool(record["standardize"]))
+        try:
+            net.load_state_dict(record["state_dict"])
+        except (RuntimeError, KeyError) as err:
+            detail = (str(err).strip().splitlines() or [""])[0][:200]
+            raise UserError(f"{path} is damaged: its weights do not fit its own arguments ({detail}).") from None
+        return net.eval()

@@ -68,12 +68,19 @@ def _cpu_float_copy(net: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(net).to("cpu", torch.float32).eval()
 
 
+def torch_file_for(onnx_path: Path) -> Path:
+    """``mnist.pt`` goes beside ``mnist.onnx`` under the same name (the plain-PyTorch copy of the same net)."""
+    return onnx_path.with_suffix(".pt")
+
+
 class OnnxExport(L.Callback):
-    """At the end of ``fit``, export the best checkpoint's net to ``<run dir>/<filename>`` (rank zero only)."""
+    """At the end of ``fit``, export the best checkpoint's net to ``<run dir>/<filename>`` and, beside it, the same
+    net as a plain PyTorch file (``mnist.pt``, see :meth:`MyMNIST.save`); rank zero only."""
 
     def __init__(self, filename: str = ONNX_NAME, enabled: bool = True) -> None:
         self.filename, self.enabled = filename, enabled
         self.path: Path | None = None
+        self.torch_path: Path | None = None
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         # each checkpoint's own val/acc (last.ckpt's is not the run's best), for the ONNX metadata of any later export
@@ -93,6 +100,7 @@ class OnnxExport(L.Callback):
         else:  # no checkpointing configured: export the weights as they are now
             net, ckpt, score = pl_module.net, {"hyper_parameters": dict(pl_module.hparams)}, None
         self.path = export_onnx(net, out, onnx_metadata(ckpt, best or "(final weights)", score))
+        self.torch_path = _cpu_float_copy(net).save(torch_file_for(out), best or "(final weights)")
 
 
 def onnx_metadata(ckpt: dict[str, Any], source: str, val_acc: Any = None) -> dict[str, str]:
@@ -115,7 +123,12 @@ def export_main(argv: list[str]) -> Path:
 
     parser = argparse.ArgumentParser(prog="python -m mnist_lightning export", description=export_main.__doc__)
     parser.add_argument("--ckpt_path", default="best", help="a .ckpt file, or best/last of the newest run (any logger)")
-    parser.add_argument("--output", default=None, help="ONNX file to write (default: mnist.onnx in the run folder)")
+    parser.add_argument(
+        "--output", default=None, help="file to write (default: mnist.onnx / mnist.pt in the checkpoint's run folder)"
+    )
+    parser.add_argument(
+        "--format", choices=("onnx", "pt", "both"), default="both", help="ONNX, plain PyTorch (.pt) or both (default)"
+    )
     parser.add_argument("--root", default=".", help="folder holding lightning_logs/ or other logger folders")
     args = parser.parse_args(argv)
     ckpt_path = resolve_checkpoint(args.ckpt_path, args.root)
@@ -123,7 +136,14 @@ def export_main(argv: list[str]) -> Path:
     # checkpoints/<file>.ckpt -> the run folder beside checkpoints/
     run = run_of_checkpoint(ckpt_path)
     output = Path(args.output) if args.output else (run or ckpt_path.resolve().parent) / ONNX_NAME
-    score = checkpoint_val_acc(ckpt, ckpt_path)
-    path = export_onnx(net, output, onnx_metadata(ckpt, str(ckpt_path), score))
-    print(f"exported {ckpt_path} -> {path}")
-    return path
+    written = []
+    if args.format in ("onnx", "both"):
+        score = checkpoint_val_acc(ckpt, ckpt_path)
+        written.append(export_onnx(net, output, onnx_metadata(ckpt, str(ckpt_path), score)))
+    if args.format in ("pt", "both"):
+        # --format pt --output X writes X itself; otherwise the .pt sits beside the ONNX file's name
+        target = output if args.format == "pt" and args.output else torch_file_for(output)
+        written.append(net.save(target, str(ckpt_path)))
+    for path in written:
+        print(f"exported {ckpt_path} -> {path}")
+    return written[0]
