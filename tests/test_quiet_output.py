@@ -59,7 +59,9 @@ def test_first_session_is_quiet_and_leaves_only_the_documented_files(data_dir: P
     args = small_args(data_dir)
     stderr: dict[str, str] = {}
     stderr["fit"] = run(folder, "fit", *args).stderr
-    stderr["fit --ckpt_path last"] = run(folder, "fit", *args, "--trainer.max_epochs", "3", "--ckpt_path", "last").stderr
+    stderr["fit --ckpt_path last"] = run(
+        folder, "fit", *args, "--trainer.max_epochs", "3", "--ckpt_path", "last"
+    ).stderr
     stderr["test"] = run(folder, "test", *args, "--ckpt_path", "best").stderr
     stderr["validate"] = run(folder, "validate", *args, "--ckpt_path", "last").stderr
     # with its progress bar, stdout a pipe: the accuracy must still start a line of its own

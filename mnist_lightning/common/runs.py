@@ -80,7 +80,7 @@ def newest_onnx(root: str | Path = ".") -> Path:
 
 def best_of_run(run: Path) -> Path | None:
     """The highest-scoring ``best-*.ckpt`` of one run folder, if it has any."""
-    best = [c for c in (run / CHECKPOINTS).glob(f"{BEST_PREFIX}*.ckpt")]
+    best = (run / CHECKPOINTS).glob(f"{BEST_PREFIX}*.ckpt")
     return max(sorted(best), key=_acc, default=None)
 
 

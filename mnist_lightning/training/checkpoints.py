@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                 f"{path} is not a readable checkpoint: besides weights it holds pickled Python objects, and loading "
                 "them could run arbitrary code, so it is refused (weights_only=True). Use a checkpoint written by fit."
             ) from None
-        # the first sentence whole: a cut one reads as if the message itself were broken
-        detail = (str(err).strip().splitlines() or [""])[0].split(". ")[0].rstrip(".")
+        detail = _first_sentences(str(err))
         raise UserError(
             f"{path} is not a readable checkpoint: torch.load cannot read it ({type(err).__name__}: {detail}). "
             "Pass a .ckpt file written by fit, 'best' or 'last'."
@@ -37,6 +37,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{path} is a torch file but not a Lightning checkpoint (no 'state_dict').")
     return ckpt
+
+
+def _first_sentences(text: str, limit: int = 200) -> str:
+    """torch's error, minus its C++ source tag, cut only between sentences: a cut one reads as a broken message."""
+    line = re.sub(r"^\[[^\]]*\]\s*\.?\s*", "", (text.strip().splitlines() or [""])[0])
+    while len(line) > limit and ". " in line:
+        line = line.rsplit(". ", 1)[0]
+    return line.rstrip(".")
 
 
 def _check_container(path: Path) -> None:
