@@ -32,7 +32,7 @@ from mnist_lightning.training.config_errors import config_error_message
 from mnist_lightning.training.datamodule import MNISTDataModule
 from mnist_lightning.training.onnx_export import OnnxExport
 from mnist_lightning.training.predict_writer import PredictionCsv
-from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise
+from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 from mnist_lightning.training.resume import GracefulStop, ResumeCheckpoint
 from mnist_lightning.training.views import TensorBoardViews
 
@@ -112,8 +112,9 @@ class MNISTCLI(LightningCLI):
                 self.evaluated = path
                 # evaluation reads the checkpoint callback's state from the folder it saved in, instead of being
                 # pointed at a new one (which Lightning warns about and which would drop its best-model record)
-                if self.config[sub].checkpoint.dirpath is None:
-                    self.config[sub].checkpoint.dirpath = saved_checkpoint_folder(ckpt)
+                if self.config[sub].checkpoint.dirpath is None and (saved := saved_checkpoint_folder(ckpt)):
+                    self.config[sub].checkpoint.dirpath = saved
+                    same_folder_spelled_twice(saved)
 
     def before_instantiate_classes(self) -> None:
         trainer = self._stage_config().trainer

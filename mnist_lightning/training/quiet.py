@@ -54,3 +54,19 @@ def expect_full_checkpoint_folder(checkpoints: Path) -> None:
         message=rf"Checkpoint directory .*{tail} exists and is not empty",
         module=re.escape("lightning.pytorch.callbacks.model_checkpoint"),
     )
+
+
+def same_folder_spelled_twice(saved_dirpath: str) -> None:
+    """Evaluation points the checkpoint callback at the folder its state was saved from (``saved_dirpath``).
+
+    ModelCheckpoint turns a given folder into its real path, but a run whose logger had a relative ``save_dir``
+    saved it relative (``./mycsv/version_0/checkpoints``); Lightning would then warn that the folder "has changed"
+    although both name the same one. Only that exact pair is hidden; a folder that really moved still warns.
+    """
+    real = os.path.realpath(os.path.expanduser(saved_dirpath))
+    if real != saved_dirpath:
+        warnings.filterwarnings(
+            "ignore",
+            message=re.escape(f"The dirpath has changed from {saved_dirpath!r} to {real!r}"),
+            module=re.escape("lightning.pytorch.callbacks.model_checkpoint"),
+        )
