@@ -48,4 +48,6 @@ accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA,
 
 clean: ## remove runs, exports and caches (keeps data/ and .venv/)
 	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache
+	# what the README's own examples write into this folder (export --output, --predictions.output, a CSVLogger run)
+	rm -rf mnist.onnx model.onnx preds.csv predictions.csv mycsv
 	find . -name __pycache__ -prune -not -path './$(VENV)/*' -exec rm -rf {} +

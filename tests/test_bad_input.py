@@ -18,6 +18,7 @@ from mnist_lightning.commands import main
 from mnist_lightning.training.net import MyMNIST
 from tests.conftest import make_mnist, small_args, write_idx
 
+ROOT = Path(__file__).resolve().parents[1]
 RAW = Path("data/MNIST/raw")
 RUN = Path("lightning_logs/version_0")
 
@@ -162,13 +163,25 @@ class RunsCode:
         return (open, (self.marker, "w"))
 
 
+def zip_of_text(path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("notes.txt", "a zip archive, but not one torch.save wrote")
+
+
 CKPT_CASES: dict[str, tuple[str, Callable[[Path], None] | None, list[str]]] = {
     "missing": ("test", None, ["does not exist", "'best' or 'last'"]),
     "empty": ("test", lambda p: p.write_bytes(b""), ["is empty (0 bytes)"]),
     "not_a_checkpoint": (
         "validate",
-        lambda p: p.write_text("hello"),
-        ["is not a readable checkpoint", "not a PyTorch"],
+        lambda p: zip_of_text(p),
+        ["is not a readable checkpoint: torch.load cannot read it (RuntimeError: ", "). Pass a .ckpt file"],
+    ),
+    "binary_file": (
+        "predict",
+        lambda p: p.write_bytes(bytes(range(256))),
+        ["is not a PyTorch file: it holds neither a zip archive nor a pickle, not a checkpoint."],
     ),
     "torch_file_not_lightning": ("test", lambda p: torch.save({"w": torch.zeros(2)}, p), ["no 'state_dict'"]),
     "other_architecture_resume": (
@@ -204,6 +217,42 @@ def test_checkpoint_with_pickled_code_is_refused_not_run(user_dir: Path, capsys:
         message = fails(argv, user_dir, capsys)
         assert "evil.ckpt is not a readable checkpoint" in message and "could run arbitrary code" in message
     assert not marker.exists()
+
+
+# --- the README's own wording, row by row ----------------------------------------------------------------------
+
+
+def documented(row: str) -> str:
+    """The message the README's "What happens when…" table gives for the row that starts with ``row``."""
+    line = next(x for x in (ROOT / "README.md").read_text().splitlines() if x.startswith(f"| {row} |"))
+    return line.split(" | ", 1)[1].split("`")[1]
+
+
+@pytest.mark.parametrize("verify_md5", ["false", "true"])
+def test_truncated_gz_says_truncated_as_documented(verify_md5: str, user_dir: Path, capsys) -> None:
+    truncate(user_dir / RAW / "train-images-idx3-ubyte.gz")
+    message = fails(fit("--data.verify_md5", verify_md5), user_dir, capsys)
+    assert message.strip() == f"error: {documented('a `.gz` is truncated')}"  # not "a different dataset"
+
+
+def test_text_file_as_checkpoint_as_documented(user_dir: Path, capsys) -> None:
+    shutil.copy(ROOT / "README.md", user_dir / "README.md")
+    message = fails(["test", *fit("--ckpt_path", "README.md")[1:]], user_dir, capsys)
+    assert message.strip() == f"error: {documented('it is a text file')}"  # no word of pickled code
+
+
+def test_truncated_checkpoint_as_documented(user_dir: Path, capsys) -> None:
+    (user_dir / "given.ckpt").write_bytes((user_dir / RUN / "checkpoints" / "last.ckpt").read_bytes()[:1000])
+    message = fails(["validate", *fit("--ckpt_path", "given.ckpt")[1:]], user_dir, capsys)
+    assert message.strip() == f"error: {documented('the checkpoint is truncated')}"  # one whole sentence
+
+
+def test_serve_without_test_files_as_documented(tmp_path: Path, capsys) -> None:
+    from mnist_lightning.inference.serve import load_test_digits
+
+    assert load_test_digits(tmp_path) is None  # the page still works, without its test-digit button
+    want = documented("`serve --data DIR` without MNIST's test files").replace("DIR", str(tmp_path))
+    assert capsys.readouterr().err.strip() == want  # missing, not "truncated or corrupt"
 
 
 # --- export ---------------------------------------------------------------------------------------------------

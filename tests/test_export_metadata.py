@@ -58,5 +58,5 @@ def test_export_of_a_bad_checkpoint_fails_clearly_and_writes_nothing(tmp_path: P
     bad.write_bytes(b"not a checkpoint")
     out = tmp_path / "out.onnx"
     assert main(["export", "--ckpt_path", str(bad), "--output", str(out)]) == 2
-    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert "is not a PyTorch file: it holds text" in capsys.readouterr().err
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["broken.ckpt"]

@@ -75,11 +75,11 @@ def test_predict_own_images_writes_csv_and_prints_a_table(trained_run: Path, dat
     printed = capsys.readouterr().out
     assert "digit" in printed and str(out) in printed
     assert all(name in printed for name in digits)
-    # a list of files works too, and the CSV goes into the predict run's folder by default
+    # a list of files works too, and the CSV goes into predict/ inside the checkpoint's run folder by default
     pair = [str(tmp_path / "mine" / "zero_light.png"), str(tmp_path / "mine" / "two_tall.jpg")]
     assert predict(trained_run, data_dir, "--data.predict_path", f"[{pair[0]}, {pair[1]}]") == 0
-    newest = max((trained_run / "lightning_logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    assert [r["file"] for r in read_csv(newest / "predictions.csv")] == pair  # in the order given
+    run = best_ckpt(trained_run).parent.parent
+    assert [r["file"] for r in read_csv(run / "predict" / "predictions.csv")] == pair  # in the order given
 
 
 def test_predict_without_images_reports_test_accuracy(trained_run: Path, data_dir: Path, tmp_path, capsys) -> None:

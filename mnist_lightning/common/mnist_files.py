@@ -27,6 +27,13 @@ FILES = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# their sizes in bytes: a file shorter than its official size is checked for truncation before blaming its MD5
+SIZES = {
+    "train-images-idx3-ubyte.gz": 9912422,
+    "train-labels-idx1-ubyte.gz": 28881,
+    "t10k-images-idx3-ubyte.gz": 1648877,
+    "t10k-labels-idx1-ubyte.gz": 4542,
+}
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 
@@ -60,6 +67,8 @@ def ensure_raw_files(data_dir: str | Path, download: bool = True, verify_md5: bo
     if verify_md5:
         for name, md5 in FILES.items():
             if (actual := _md5(raw / name)) != md5:
+                if (raw / name).stat().st_size < SIZES[name]:  # shorter than the official file: cut, or another one
+                    read_idx(raw / name, IMAGE_MAGIC if "idx3" in name else LABEL_MAGIC)  # says "truncated" if cut
                 raise UserError(
                     f"{raw / name} is not the official MNIST file (md5 {actual}, expected {md5}): it is corrupt or "
                     "a different dataset. Delete it to download it again, or set --data.verify_md5 false if you "
@@ -101,6 +110,8 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 
     The payload is read straight into the array's memory: one copy of the data, not three.
     """
+    if not path.is_file():  # not there at all: neither truncated nor corrupt
+        raise UserError(f"{path} does not exist; put the MNIST file there, or name the folder that holds MNIST/raw/.")
     try:
         opener: Any = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:

@@ -78,6 +78,12 @@ def newest_onnx(root: str | Path = ".") -> Path:
     return onnx
 
 
+def best_of_run(run: Path) -> Path | None:
+    """The highest-scoring ``best-*.ckpt`` of one run folder, if it has any."""
+    best = (run / CHECKPOINTS).glob(f"{BEST_PREFIX}*.ckpt")
+    return max(sorted(best), key=_acc, default=None)
+
+
 def run_of_checkpoint(ckpt: str | Path) -> Path | None:
     """The run folder of a checkpoint saved as ``<run>/checkpoints/<file>``, else None."""
     path = Path(ckpt).resolve()

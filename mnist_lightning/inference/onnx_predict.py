@@ -30,7 +30,16 @@ def predict_onnx_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m mnist_lightning predict-onnx", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="the exported ONNX file (mnist.onnx)")
     parser.add_argument("images", nargs="+", help="PNG/JPEG files or folders of them")
-    parser.add_argument("--output", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    parser.add_argument(
+        "--output", default=None, help="CSV to write (default: predict/predictions-<model name>.csv beside the model)"
+    )
     args = parser.parse_args(argv)
     rows = predict_files(args.model, args.images)
-    print(summary(rows, write_csv(args.output, rows)))
+    print(summary(rows, write_csv(args.output or default_csv(args.model), rows)))
+
+
+def default_csv(model: str | Path) -> Path:
+    """``<run>/predict/``, where torch ``predict`` of the run's checkpoints writes its ``predictions.csv``; named after
+    the model, so neither command's CSV replaces the other's, nor one model's another's."""
+    model = Path(model)
+    return model.parent / "predict" / f"predictions-{model.stem}.csv"

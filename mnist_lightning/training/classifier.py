@@ -19,7 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.training.augment import BatchAugment
-from mnist_lightning.training.net import NUM_CLASSES, MyMNIST
+from mnist_lightning.training.net import INPUT_SIZE, NUM_CLASSES, MyMNIST
 
 STAGES = ("train", "val", "test")
 
@@ -71,6 +71,9 @@ class MNISTClassifier(L.LightningModule):
         hparams |= {f"augment_{k}": float(v) for k, v in vars(self.augment).items()}
         self.save_hyperparameters(hparams)
         self.net = MyMNIST(hidden_layers, dropout=dropout, standardize=standardize)
+        if not compile:  # one image for the model summary to count FLOPs with (else it prints "0 Total Flops"); not
+            # under torch.compile, where that extra batch-1 forward would trigger a compilation of its own
+            self.example_input_array = torch.zeros(1, INPUT_SIZE)
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
         # costs more than the step itself here. validate_args=False: the checks sync the host on every update.
         self.metrics = nn.ModuleDict()

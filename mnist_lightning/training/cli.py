@@ -26,12 +26,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.common.runs import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
-from mnist_lightning.training.checkpoints import check_checkpoint
+from mnist_lightning.training.checkpoints import check_checkpoint, saved_checkpoint_folder
 from mnist_lightning.training.classifier import MNISTClassifier
 from mnist_lightning.training.config_errors import config_error_message
 from mnist_lightning.training.datamodule import MNISTDataModule
 from mnist_lightning.training.onnx_export import OnnxExport
 from mnist_lightning.training.predict_writer import PredictionCsv
+from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 from mnist_lightning.training.resume import GracefulStop, ResumeCheckpoint
 from mnist_lightning.training.views import TensorBoardViews
 
@@ -62,6 +63,8 @@ class MNISTCLI(LightningCLI):
         cli_args = kwargs.get("args")
         self.argv = list(cli_args) if isinstance(cli_args, list) else sys.argv[1:]  # for the resume hint
         self.resume_from: Path | None = None
+        self.evaluated: Path | None = None  # the checkpoint a validate/test/predict run reads
+        hide_known_noise()
         defaults = dict(kwargs.pop("trainer_defaults", None) or {})
         # a user's own --trainer.plugins replaces the atomic checkpoint IO, as any default
         defaults.setdefault("plugins", {"class_path": "mnist_lightning.training.checkpoint_io.AtomicCheckpointIO"})
@@ -101,10 +104,17 @@ class MNISTCLI(LightningCLI):
             root, name = _logger_folder(self.config[sub].trainer)
             path = resolve_checkpoint(ckpt, root, name)
             # a clear error now rather than a traceback from deep inside Lightning
-            check_checkpoint(path, self.config[sub].model.hidden_layers if sub == "fit" else None)
+            ckpt = check_checkpoint(path, self.config[sub].model.hidden_layers if sub == "fit" else None)
             self.config[sub].ckpt_path = str(path)
             if sub == "fit":
                 self.resume_from = path
+            else:
+                self.evaluated = path
+                # evaluation reads the checkpoint callback's state from the folder it saved in, instead of being
+                # pointed at a new one (which Lightning warns about and which would drop its best-model record)
+                if self.config[sub].checkpoint.dirpath is None and (saved := saved_checkpoint_folder(ckpt)):
+                    self.config[sub].checkpoint.dirpath = saved
+                    same_folder_spelled_twice(saved)
 
     def before_instantiate_classes(self) -> None:
         trainer = self._stage_config().trainer
@@ -119,7 +129,11 @@ class MNISTCLI(LightningCLI):
                     default_hp_metric=False,
                 ),
             )
-        _resume_in_place(trainer.logger, self.resume_from)
+        if self.subcommand == "fit":
+            if (run := _resume_in_place(trainer.logger, self.resume_from)) is not None:
+                expect_full_checkpoint_folder(run / "checkpoints")
+        else:  # validate/test/predict of a run's checkpoint log into <run>/<stage>/, not a new run folder
+            _resume_in_place(trainer.logger, self.evaluated, self.subcommand)
         callbacks = list(trainer.callbacks or [])
         bars = [c for c in callbacks if (cls := _class(c)) is not None and issubclass(cls, ProgressBar)]
         if trainer.enable_progress_bar is False or len(bars) > 1:  # the user's choice wins over the default bar
@@ -159,6 +173,12 @@ class MNISTCLI(LightningCLI):
             lines.append(f"  TensorBoard     : tensorboard --logdir {Path(log_dir).parent}")
         print("\n".join(lines), flush=True)
 
+    def after_predict(self) -> None:
+        # printed once the progress bar has closed its line, so the summary starts a line of its own in a file too
+        writer = next((c for c in self.trainer.callbacks if isinstance(c, PredictionCsv)), None)
+        if writer is not None and writer.report:
+            print(writer.report, flush=True)
+
 
 def _logger_folder(trainer: Namespace) -> tuple[str, str | None]:
     """(save_dir, name) of the configured logger, where ``best``/``last`` are looked up (any name: None)."""
@@ -171,15 +191,21 @@ def _logger_folder(trainer: Namespace) -> tuple[str, str | None]:
     return trainer.default_root_dir or ".", None
 
 
-def _resume_in_place(logger: Any, ckpt: Path | None) -> None:
-    """A fit resumed from ``<save_dir>/<name>/<version>/checkpoints/`` of this logger continues in that folder."""
+def _resume_in_place(logger: Any, ckpt: Path | None, subfolder: str | None = None) -> Path | None:
+    """A fit resumed from ``<save_dir>/<name>/<version>/checkpoints/`` of this logger continues in that folder; an
+    evaluation of such a checkpoint logs into ``<version>/<subfolder>``. Returns the run folder, if it is one."""
     args = logger.get("init_args") if isinstance(logger, (dict, Namespace)) else None
     run = run_of_checkpoint(ckpt) if ckpt is not None else None
     if run is None or args is None or args.get("save_dir") is None:
-        return
-    if run.parent.resolve() == (Path(str(args.save_dir)) / str(args.get("name") or "")).resolve():
-        number = run.name.removeprefix("version_")
+        return None
+    if run.parent.resolve() != (Path(str(args.save_dir)) / str(args.get("name") or "")).resolve():
+        return None
+    number = run.name.removeprefix("version_")
+    if subfolder:  # a string version is used as the folder name as it is, by every Lightning logger
+        args.version = f"{run.name}/{subfolder}"
+    else:
         args.version = int(number) if run.name.startswith("version_") and number.isdigit() else run.name
+    return run
 
 
 def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | None = None, **kwargs: Any) -> MNISTCLI:

@@ -12,7 +12,7 @@ import torch
 
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.onnx_contract import DOC_STRING, INPUT_CONVENTION, INPUT_NAME, LABELS, OUTPUT_NAME
-from mnist_lightning.common.runs import ONNX_NAME, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.common.runs import ONNX_NAME, best_of_run, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.training.checkpoints import checkpoint_val_acc, net_from_checkpoint
 from mnist_lightning.training.net import INPUT_SIZE
 
@@ -117,6 +117,17 @@ def onnx_metadata(ckpt: dict[str, Any], source: str, val_acc: Any = None) -> dic
     return meta
 
 
+def export_path(ckpt_path: Path) -> Path:
+    """Where ``export`` puts a checkpoint's model unless ``--output`` says: in its run folder (beside ``checkpoints/``),
+    as ``mnist.onnx`` for the run's best checkpoint (what ``fit`` exported) and as ``mnist-<checkpoint name>.onnx``
+    for any other, so exporting ``last`` never replaces the best one's file. Outside a run: beside the checkpoint."""
+    run = run_of_checkpoint(ckpt_path)
+    stem = Path(ONNX_NAME).stem
+    if run is not None and (best := best_of_run(run)) is not None and best.resolve() == ckpt_path.resolve():
+        return run / ONNX_NAME
+    return (run or ckpt_path.resolve().parent) / f"{stem}-{ckpt_path.stem}.onnx"
+
+
 def export_main(argv: list[str]) -> Path:
     """``python -m mnist_lightning export``: export any checkpoint without training."""
     import argparse
@@ -133,15 +144,13 @@ def export_main(argv: list[str]) -> Path:
     args = parser.parse_args(argv)
     ckpt_path = resolve_checkpoint(args.ckpt_path, args.root)
     net, ckpt = net_from_checkpoint(ckpt_path)
-    # checkpoints/<file>.ckpt -> the run folder beside checkpoints/
-    run = run_of_checkpoint(ckpt_path)
-    output = Path(args.output) if args.output else (run or ckpt_path.resolve().parent) / ONNX_NAME
+    output = Path(args.output) if args.output else export_path(ckpt_path)
     written = []
     if args.format in ("onnx", "both"):
         score = checkpoint_val_acc(ckpt, ckpt_path)
         written.append(export_onnx(net, output, onnx_metadata(ckpt, str(ckpt_path), score)))
     if args.format in ("pt", "both"):
-        # --format pt --output X writes X itself; otherwise the .pt sits beside the ONNX file's name
+        # --format pt --output X writes X itself; otherwise the .pt takes the ONNX file's name (mnist.pt, mnist-last.pt)
         target = output if args.format == "pt" and args.output else torch_file_for(output)
         written.append(net.save(target, str(ckpt_path)))
     for path in written:

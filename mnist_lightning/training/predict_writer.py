@@ -1,31 +1,45 @@
-"""``predict``: a Lightning ``BasePredictionWriter`` that turns predictions into a CSV and a printed summary."""
+"""``predict``: a callback that turns predictions into a CSV and the summary the CLI prints."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
 
 from mnist_lightning.common.predictions import Prediction, predictions, summary, write_csv
 
+CSV_NAME = "predictions.csv"
 
-class PredictionCsv(BasePredictionWriter):
+
+class PredictionCsv(L.Callback):
     """Write ``file, digit, probability, top3, label`` for every predicted image to ``output`` (default
-    ``predictions.csv`` in the run folder) and print a short table, or the accuracy on MNIST's test set."""
+    ``predictions.csv`` in the predict run's folder) and keep a short table, or the accuracy on MNIST's test set, in
+    ``report`` (the CLI prints it once the progress bar is done).
+
+    A plain callback rather than Lightning's ``BasePredictionWriter``: that one asks the loader for the indices of
+    every batch (and warns that ours has none), which a CSV in prediction order does not need.
+    """
 
     def __init__(self, output: str | None = None, enabled: bool = True) -> None:
-        super().__init__(write_interval="epoch")  # one CSV, written once every prediction is in
         self.output, self.enabled = output, enabled
         self.path: Path | None = None
         self.rows: list[Prediction] = []
+        self.report: str | None = None
+        self._outputs: list[dict[str, torch.Tensor]] = []
 
-    def write_on_epoch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Sequence[Any], batch_indices: Any
+    def on_predict_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._outputs, self.report = [], None
+
+    def on_predict_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *args: Any
     ) -> None:
+        if self.enabled and trainer.is_global_zero and isinstance(outputs, dict):
+            self._outputs.append(outputs)
+
+    def on_predict_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        outputs, self._outputs = self._outputs, []
         if not self.enabled or not trainer.is_global_zero or not outputs:
             return
         probs = torch.cat([p["probabilities"] for p in outputs]).float().cpu().numpy()
@@ -35,8 +49,6 @@ class PredictionCsv(BasePredictionWriter):
         files = getattr(trainer.datamodule, "predict_files", None)
         names = [str(f) for f in files] if files else [f"mnist-test/{i:05d}" for i in range(len(probs))]
         self.rows = predictions(names, probs, labels)
-        target = (
-            Path(self.output) if self.output else Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"
-        )
+        target = Path(self.output) if self.output else Path(trainer.log_dir or trainer.default_root_dir) / CSV_NAME
         self.path = write_csv(target, self.rows)
-        print(summary(self.rows, self.path), flush=True)
+        self.report = summary(self.rows, self.path)
