@@ -94,7 +94,8 @@ class MNISTClassifier(L.LightningModule):
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        # in the net's own dtype: the model summary's example image is float32 also under 64-true / bf16-true
+        return self.net(images.to(self.dtype))
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
