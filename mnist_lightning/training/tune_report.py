@@ -14,6 +14,7 @@ from mnist_lightning.common.atomic import replace_atomically
 # trial user attributes written by the objective
 RUN_ATTR = "run_dir"
 EPOCHS_ATTR = "epochs"
+WORKER_ATTR = "worker"  # host:pid
 LOGGER_ATTR = "logger_added"  # the trial's logger was tune's own (dropped from the reproducing config)
 
 

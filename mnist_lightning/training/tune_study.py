@@ -66,7 +66,9 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat or None)
+            with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna; it is what we rely on
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat or None)
         except Exception as err:  # noqa: BLE001 - two workers creating the same new database race on its tables
             if attempt == 4 or "already exists" not in str(err) and "UNIQUE" not in str(err):
                 raise UserError(f"cannot open the study storage {url} ({err}); check --tune.storage.") from None

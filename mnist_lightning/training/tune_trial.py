@@ -8,6 +8,8 @@ complete run, and is then recorded as pruned.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 import lightning as L
@@ -16,7 +18,7 @@ import optuna
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.training.cli import run_cli
 from mnist_lightning.training.search_space import SearchSpace, as_cli_args
-from mnist_lightning.training.tune_report import EPOCHS_ATTR, LOGGER_ATTR, RUN_ATTR
+from mnist_lightning.training.tune_report import EPOCHS_ATTR, LOGGER_ATTR, RUN_ATTR, WORKER_ATTR
 
 MONITOR = "val/acc"
 
@@ -74,6 +76,7 @@ def make_objective(base: list[str], space: SearchSpace, add_logger: bool, save_d
     def objective(trial: optuna.Trial) -> float:
         params = {p.name: p.suggest(trial) for p in space.params}
         trial.set_user_attr(LOGGER_ATTR, add_logger)
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")  # which worker ran it
         args = ["fit", *base, *as_cli_args(space.fixed), *as_cli_args(params)]
         args += logger_args(add_logger, save_dir, study, trial.number)
         report = OptunaReport(trial)
