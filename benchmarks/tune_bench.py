@@ -61,7 +61,8 @@ def section(rows: list[dict], table: str, seconds: float, args: argparse.Namespa
         SECTION,
         "## A recipe found by `tune` (`make tune-bench`)",
         "",
-        f"`python benchmarks/tune_bench.py {' '.join(sys.argv[1:])}`; {machine()}.",
+        f"`python benchmarks/tune_bench.py {' '.join(a for a in sys.argv[1:] if a not in ('--note', args.note))}`; "
+        f"{machine()}.",
         f"Search: `tune --config configs/fast.yaml --tune.space configs/search/fast.yaml --tune.seed {args.seed}`, "
         f"{args.workers} workers on one SQLite study, {args.minutes:g} minutes each ({seconds / 60:.1f} minutes "
         f"wall in all). {args.note}",

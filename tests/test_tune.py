@@ -110,10 +110,10 @@ def test_a_bad_space_is_one_paragraph_and_starts_nothing(
     assert not (tmp_path / "lightning_logs").exists()  # no storage, no run folder
 
 
-def _worker(data_dir: Path, root: Path, space: Path, *extra: str) -> subprocess.Popen:
+def _worker(data_dir: Path, root: Path, space: Path, *extra: str, stdout: int = subprocess.DEVNULL) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "mnist_lightning", *tune_args(data_dir, root, space, *extra)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
@@ -173,3 +173,38 @@ def test_trials_clearly_behind_are_pruned_and_still_leave_a_run(data_dir: Path, 
     for t in pruned:  # stopped after its first epoch, as a run that ended normally
         assert t.user_attrs["epochs"] == 1
         assert (Path(t.user_attrs["run_dir"]) / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_fails_the_trial_under_way_and_still_reports(data_dir: Path, tmp_path: Path) -> None:
+    space = write_space(tmp_path / "space.yaml", SPACE)
+    extra = ("--tune.n_trials", "3", "--tune.study_name", "c", "--trainer.max_epochs", "50")  # the command line wins
+    worker = _worker(data_dir, tmp_path, space, *extra, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and worker.poll() is None:  # Ctrl-C inside its first trial, after an epoch
+        if list((tmp_path / "lightning_logs" / "c" / "trial_0000" / "checkpoints").glob("best-*.ckpt")):
+            break
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGINT)
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 128 + signal.SIGINT, err[-2000:]
+    (trial,) = load(tmp_path, "c").get_trials()
+    assert trial.state == TrialState.FAIL and trial.user_attrs["epochs"] < 50
+    assert "Search interrupted" in out and "1 fail" in out and "No trial has completed yet" in out
+
+
+def test_fixed_options_sit_between_the_config_file_and_the_command_line() -> None:
+    from mnist_lightning.training.search_space import with_fixed
+
+    args = ["--config", "a.yaml", "--model.lr", "0.1"]
+    assert with_fixed(args, {"model.lr": 0.2, "trainer.max_epochs": 3}) == [
+        "--config",
+        "a.yaml",
+        "--model.lr",
+        "0.2",
+        "--trainer.max_epochs",
+        "3",
+        "--model.lr",
+        "0.1",
+    ]
+    assert with_fixed(["--data.batch_size", "8"], {"model.dropout": 0.1})[:2] == ["--model.dropout", "0.1"]

@@ -77,6 +77,15 @@ def as_cli_args(values: dict[str, Any]) -> list[str]:
     return [arg for name, value in values.items() for arg in (f"--{name}", cli_value(value))]
 
 
+def with_fixed(args: list[str], fixed: dict[str, Any]) -> list[str]:
+    """``args`` with the space's fixed options after the last ``--config``: they override the config file, and
+    options given on the command line after it override them (the command line wins, as everywhere else)."""
+    ends = [i + 2 for i, a in enumerate(args) if a == "--config"]
+    ends += [i + 1 for i, a in enumerate(args) if a.startswith("--config=")]
+    at = max(ends, default=0)
+    return [*args[:at], *as_cli_args(fixed), *args[at:]]
+
+
 def _param(path: Path, name: Any, spec: Any) -> Param:
     where = f"{path}: params.{name}"
     if not isinstance(name, str) or not name or name.startswith("-"):

@@ -20,16 +20,15 @@ from pathlib import Path
 
 import optuna
 from jsonargparse import Namespace
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.runs import LOG_NAME
 from mnist_lightning.training.cli import run_cli
 from mnist_lightning.training.config_errors import config_error_message
-from mnist_lightning.training.search_space import SearchSpace, as_cli_args, cli_value, load_space
+from mnist_lightning.training.search_space import SearchSpace, cli_value, load_space, with_fixed
 from mnist_lightning.training.tune_report import best_trial, top_table, write_best_config
 from mnist_lightning.training.tune_study import counted, fail_dead_trials, open_storage, open_study, stop_at
-from mnist_lightning.training.tune_trial import make_objective
+from mnist_lightning.training.tune_trial import SearchStopped, make_objective
 
 PREFIX = "--tune."
 
@@ -80,7 +79,7 @@ def parse_tune_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def check_against_cli(base: list[str], space: SearchSpace) -> Namespace:
     """Parse the fit arguments, the fixed options and every end of every range with the real CLI; its config."""
-    args = [*base, *as_cli_args(space.fixed)]
+    args = with_fixed(base, space.fixed)
     try:
         cli = run_cli(args, run=False)
     except argparse.ArgumentError as err:
@@ -130,8 +129,8 @@ def _tune(argv: list[str]) -> None:
     try:
         if counted(study) < opts.n_trials:
             study.optimize(objective, timeout=opts.timeout, callbacks=[stop_at(opts.n_trials)], gc_after_trial=True)
-    except (KeyboardInterrupt, SIGTERMException) as stop:  # the trial is marked failed; report what is done
-        code = stop.code if isinstance(getattr(stop, "code", None), int) else 130
+    except KeyboardInterrupt as stop:  # Optuna marked the trial under way failed; report what is done
+        code = stop.code if isinstance(stop, SearchStopped) else 130
         print("\nSearch interrupted; the study keeps every finished trial (rerun the command to go on).")
     finish(study, storage_url, output)
     if code:

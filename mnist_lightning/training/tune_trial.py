@@ -14,13 +14,23 @@ from typing import Any
 
 import lightning as L
 import optuna
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.training.cli import run_cli
-from mnist_lightning.training.search_space import SearchSpace, as_cli_args
+from mnist_lightning.training.search_space import SearchSpace, as_cli_args, with_fixed
 from mnist_lightning.training.tune_report import EPOCHS_ATTR, LOGGER_ATTR, RUN_ATTR, WORKER_ATTR
 
 MONITOR = "val/acc"
+
+
+class SearchStopped(KeyboardInterrupt):
+    """SIGTERM or Ctrl-C during a trial (Lightning's SIGTERMException is a SystemExit, which Optuna would leave
+    "running"; a KeyboardInterrupt it marks failed). ``code`` is the exit status GracefulStop chose."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class OptunaReport(L.Callback):
@@ -77,10 +87,13 @@ def make_objective(base: list[str], space: SearchSpace, add_logger: bool, save_d
         params = {p.name: p.suggest(trial) for p in space.params}
         trial.set_user_attr(LOGGER_ATTR, add_logger)
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")  # which worker ran it
-        args = ["fit", *base, *as_cli_args(space.fixed), *as_cli_args(params)]
+        args = ["fit", *with_fixed(base, space.fixed), *as_cli_args(params)]
         args += logger_args(add_logger, save_dir, study, trial.number)
         report = OptunaReport(trial)
-        run_cli(args, extra_callbacks=[report])
+        try:
+            run_cli(args, extra_callbacks=[report])
+        except SIGTERMException as stop:
+            raise SearchStopped(stop.code if isinstance(stop.code, int) else 130) from None
         if report.best is None:
             raise UserError(
                 f"trial {trial.number} logged no {MONITOR}; tune needs validation every epoch (keep "
