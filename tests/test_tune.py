@@ -208,3 +208,14 @@ def test_fixed_options_sit_between_the_config_file_and_the_command_line() -> Non
         "0.1",
     ]
     assert with_fixed(["--data.batch_size", "8"], {"model.dropout": 0.1})[:2] == ["--model.dropout", "0.1"]
+
+
+@pytest.mark.parametrize("name", ["fast", "best"])
+def test_the_shipped_spaces_fit_their_configs(name: str) -> None:
+    from mnist_lightning.training.search_space import load_space
+    from mnist_lightning.training.tune import check_against_cli
+
+    space = load_space(ROOT / "configs" / "search" / f"{name}.yaml")
+    config = check_against_cli(["--config", str(ROOT / "configs" / f"{name}.yaml")], space)  # raises if not
+    assert {p.name.split(".")[0] for p in space.params} <= {"model", "data", "trainer"}
+    assert config.trainer.max_epochs == space.fixed["trainer.max_epochs"]
