@@ -7,11 +7,12 @@ DATA ?= data
 CKPT ?= best
 ARGS ?=
 ONNX ?= latest
+MINUTES ?= 20
 
-.PHONY: help install train test export serve tensorboard lint bench accuracy clean
+.PHONY: help install train test export serve tensorboard lint bench accuracy tune-bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,6 +46,9 @@ bench: install ## side-by-side speed benchmark on the real MNIST in DATA
 
 accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA, write benchmarks/ACCURACY.md
 	$(PY) benchmarks/accuracy.py --data $(DATA) $(ARGS)
+
+tune-bench: install ## tune configs/search/fast.yaml on the real MNIST in DATA (MINUTES=20, 2 workers), train what it finds
+	$(PY) benchmarks/tune_bench.py --data $(DATA) --minutes $(MINUTES) $(ARGS)
 
 clean: ## remove runs, exports and caches (keeps data/ and .venv/)
 	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache

@@ -29,6 +29,7 @@ from mnist_lightning.training.datamodule import MNISTDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("base", "best", "fast")
+KEEP = "<!-- tune-bench"  # the section from here on is benchmarks/tune_bench.py's, kept when this file is rewritten
 
 
 class TrainTimer(L.Callback):
@@ -47,7 +48,8 @@ class TrainTimer(L.Callback):
 def run_one(config: str, seed: int, data: str, root: Path, extra: list[str], test: bool = True) -> dict:
     """Fit ``configs/<config>.yaml`` with ``seed``; with ``test`` also evaluate on the test set in torch and ONNX."""
     timer = TrainTimer()
-    args = ["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--data.data_dir", data]
+    path = Path(config) if config.endswith(".yaml") else ROOT / "configs" / f"{config}.yaml"  # a name or a file
+    args = ["fit", "--config", str(path), "--data.data_dir", data]
     args += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(root)]
     args += ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", *extra]
     cli = MNISTCLI(
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     shown = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--note", args.note)]  # printed below
     text = table(rows, " ".join(["python benchmarks/accuracy.py", *shown]), args.note)
     tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text(text)
+    old = args.out.read_text() if args.out.is_file() else ""
+    tmp.write_text(text + (old[old.index(KEEP) - 1 :] if KEEP in old else ""))  # benchmarks/tune_bench.py's part
     os.replace(tmp, args.out)
     print(text)
 
