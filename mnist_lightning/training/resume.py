@@ -22,6 +22,7 @@ from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.runs import LAST_NAME
 
 METRICS_KEY = "mnist_lightning_metric_states"
+RNG_KEY = "mnist_lightning_rng_per_rank"  # one rng_state() per DDP rank, in rank order
 
 
 def rng_state() -> dict[str, Any]:
@@ -33,7 +34,7 @@ def rng_state() -> dict[str, Any]:
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()  # this rank's own device (Lightning made it the current one)
     return state
 
 
@@ -43,7 +44,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        if isinstance(state["cuda"], torch.Tensor):
+            torch.cuda.set_rng_state(state["cuda"])
+        else:  # checkpoints from before per-rank states held every device's, as rank 0 saw them
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rng_states_of_all_ranks(trainer: L.Trainer) -> list[dict[str, Any]]:
+    """Every rank's :func:`rng_state`, in rank order (a collective under DDP: every rank must call it)."""
+    state = rng_state()
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return [state]
+    states: list[Any] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(states, state)
+    return states
 
 
 class ResumeCheckpoint(Checkpoint):
@@ -92,6 +106,8 @@ class ResumeCheckpoint(Checkpoint):
         return self.path
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # each rank draws from its own stream (rank_seeds), so each rank's state is saved, and restored by its rank
+        checkpoint[RNG_KEY] = rng_states_of_all_ranks(trainer)
         # torchmetrics states are not in the state_dict; without them the epoch's train/acc after a mid-epoch resume
         # would count only the batches after it. Not at epoch ends (the sums are about to be reset), not under DDP
         # (each rank holds its own sums and only rank zero's would be saved).
@@ -101,6 +117,9 @@ class ResumeCheckpoint(Checkpoint):
             }
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        states = checkpoint.get(RNG_KEY, [])
+        if trainer.global_rank < len(states):  # with more ranks than the run had, the others keep a fresh stream
+            set_rng_state(states[trainer.global_rank])
         modules = dict(pl_module.named_modules())
         for name, state in checkpoint.get(METRICS_KEY, {}).items():
             if isinstance(metric := modules.get(name), Metric):
@@ -129,11 +148,8 @@ class ResumeCheckpoint(Checkpoint):
         if not self._skip(trainer):
             self.save(trainer, epoch_end=True)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": rng_state()}
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "rng" in state_dict:
+        if "rng" in state_dict:  # a checkpoint from before RNG_KEY: rank 0's state only
             set_rng_state(state_dict["rng"])
 
 
