@@ -64,6 +64,7 @@ class MNISTCLI(LightningCLI):
         cli_args = kwargs.get("args")
         self.argv = list(cli_args) if isinstance(cli_args, list) else sys.argv[1:]  # for the resume hint
         self.resume_from: Path | None = None
+        self.schedule_guard = ScheduleGuard()  # told the checkpoint in parse_arguments
         defaults = dict(kwargs.pop("trainer_defaults", None) or {})
         # a user's own --trainer.plugins replaces the atomic checkpoint IO, as any default
         defaults.setdefault("plugins", {"class_path": "mnist_lightning.training.checkpoint_io.AtomicCheckpointIO"})
@@ -71,7 +72,7 @@ class MNISTCLI(LightningCLI):
         # callbacks in trainer_defaults are always added by LightningCLI; these have no settings of their own.
         # ScheduleGuard comes first: its check runs before the run's config.yaml is (re)written.
         defaults["callbacks"] = [
-            ScheduleGuard(),
+            self.schedule_guard,
             GracefulStop(self.argv),
             *(extra if isinstance(extra, list) else [extra]),
         ]
@@ -112,6 +113,7 @@ class MNISTCLI(LightningCLI):
             self.config[sub].ckpt_path = str(path)
             if sub == "fit":
                 check_resume_settings(path, self.config[sub].model)
+                self.schedule_guard.ckpt_path = path
                 self.resume_from = path
 
     def before_instantiate_classes(self) -> None:

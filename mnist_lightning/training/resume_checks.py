@@ -61,14 +61,17 @@ class ScheduleGuard(L.Callback):
     when the run starts, so resuming needs the same ``max_epochs`` / ``max_steps`` / batches per epoch.
     """
 
+    def __init__(self) -> None:
+        self.ckpt_path: Path | None = None  # the checkpoint `fit` resumes from (trainer.ckpt_path is set later)
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if (
             stage != "fit"
-            or not trainer.ckpt_path
+            or self.ckpt_path is None
             or getattr(pl_module.hparams, "lr_schedule", "constant") == "constant"
         ):
             return
-        saved = load_checkpoint(trainer.ckpt_path).get(SCHEDULE_KEY)
+        saved = load_checkpoint(self.ckpt_path).get(SCHEDULE_KEY)
         if not saved:
             return  # a checkpoint without a schedule, or from before this check
         total = schedule_steps(trainer)
@@ -77,7 +80,7 @@ class ScheduleGuard(L.Callback):
         epochs, steps = saved.get("max_epochs"), saved.get("max_steps")
         length = f"--trainer.max_epochs {epochs}" + (f" --trainer.max_steps {steps}" if steps not in (None, -1) else "")
         raise UserError(
-            f"checkpoint {trainer.ckpt_path} is part of a run whose {pl_module.hparams.lr_schedule!r} learning-rate "
+            f"checkpoint {self.ckpt_path} is part of a run whose {pl_module.hparams.lr_schedule!r} learning-rate "
             f"schedule spans {saved['steps']} steps ({length}), but this fit would span {total} steps. A per-step "
             f"schedule cannot be stretched part-way through. To finish that run, resume it with {length} (and its "
             "batch size and batch limits it had); to train longer, start a new run with the longer setting (drop "
