@@ -8,7 +8,7 @@ CKPT ?= best
 ARGS ?=
 ONNX ?= latest
 
-.PHONY: help install train test export serve tensorboard lint bench accuracy clean
+.PHONY: help install train test export serve tensorboard lint bench accuracy gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ bench: install ## side-by-side speed benchmark on the real MNIST in DATA
 
 accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA, write benchmarks/ACCURACY.md
 	$(PY) benchmarks/accuracy.py --data $(DATA) $(ARGS)
+
+gpu-check: install ## on a CUDA machine: GPU fits (32/bf16, compile, DDP), kill+resume, export; table of results
+	$(PY) benchmarks/gpu_check.py --data $(DATA) $(ARGS)
 
 clean: ## remove runs, exports and caches (keeps data/ and .venv/)
 	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache

@@ -136,3 +136,15 @@ def test_resume_refuses_another_schedule_length_or_other_settings(data_dir, tmp_
     assert err.count("\n") == 1
     # neither refusal touched the run's config or checkpoint
     assert (run / "config.yaml").read_bytes() == config and last.read_bytes() == saved
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the no-GPU path")
+def test_gpu_check_without_cuda_says_so_in_one_line() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.startswith("gpu-check needs a CUDA GPU") and proc.stdout.count("\n") == 1

@@ -72,7 +72,7 @@ class MNISTClassifier(L.LightningModule):
         hparams |= {"dropout": float(dropout), "standardize": bool(standardize)}
         hparams |= {f"augment_{k}": float(v) for k, v in vars(self.augment).items()}
         self.save_hyperparameters(hparams)
-        self._schedule: dict[str, int] | None = None  # set by configure_optimizers
+        self.schedule: dict[str, int] | None = None  # the LR schedule's length, set by configure_optimizers
         self.net = MyMNIST(hidden_layers, dropout=dropout, standardize=standardize)
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
         # costs more than the step itself here. validate_args=False: the checks sync the host on every update.
@@ -92,8 +92,8 @@ class MNISTClassifier(L.LightningModule):
             seed_rank(self.trainer.global_rank)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self._schedule is not None:  # read back by resume_checks.ScheduleGuard when the run is resumed
-            checkpoint[SCHEDULE_KEY] = self._schedule
+        if self.schedule is not None:  # read back by resume_checks.ScheduleGuard when the run is resumed
+            checkpoint[SCHEDULE_KEY] = self.schedule
 
     def on_fit_start(self) -> None:
         if self.device.type == "cpu" and not torch.cuda.is_available():
@@ -163,7 +163,7 @@ class MNISTClassifier(L.LightningModule):
         if hp.lr_schedule == "constant":
             return opt
         total = schedule_steps(self.trainer)
-        self._schedule = {"steps": total, "max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps}
+        self.schedule = {"steps": total, "max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps}
         if hp.lr_schedule == "onecycle":
             pct = onecycle_pct_start(hp.warmup, total)
             sched: LRScheduler = OneCycleLR(opt, max_lr=hp.lr, total_steps=total, pct_start=pct)

@@ -77,6 +77,7 @@ class ResumeCheckpoint(Checkpoint):
         self.every_n_train_steps = every_n_train_steps
         self.dirpath: Path | None = None
         self._with_metrics = False
+        self._loader_states: list[dict[str, Any]] = []
 
     @property
     def path(self) -> Path | None:
@@ -120,11 +121,23 @@ class ResumeCheckpoint(Checkpoint):
         states = checkpoint.get(RNG_KEY, [])
         if trainer.global_rank < len(states):  # with more ranks than the run had, the others keep a fresh stream
             set_rng_state(states[trainer.global_rank])
+        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+        self._loader_states = list(fit_loop.get("combined_loader", []))
+
         modules = dict(pl_module.named_modules())
         for name, state in checkpoint.get(METRICS_KEY, {}).items():
             if isinstance(metric := modules.get(name), Metric):
                 for key, value in state.items():
                     setattr(metric, key, value.to(metric.device) if isinstance(value, torch.Tensor) else value)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning hands the saved position to the training loader only when it builds that loader after the
+        # restore; a per-step LR schedule asks for trainer.estimated_stepping_batches in configure_optimizers, which
+        # builds it before, so the position would be lost and a mid-epoch resume would replay the epoch's first
+        # batches. Handing it over again is harmless when Lightning already did (the same position).
+        loader, states, self._loader_states = trainer.train_dataloader, self._loader_states, []
+        if states and callable(getattr(loader, "load_state_dict", None)):
+            loader.load_state_dict(states[0])
 
     def _skip(self, trainer: L.Trainer) -> bool:
         return bool(trainer.fast_dev_run) or trainer.sanity_checking or trainer.state.fn != "fit"

@@ -11,10 +11,11 @@ from typing import Any
 
 import lightning as L
 
+from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.runs import run_of_checkpoint
 from mnist_lightning.training.checkpoints import load_checkpoint
-from mnist_lightning.training.classifier import SCHEDULE_KEY, schedule_steps
+from mnist_lightning.training.classifier import SCHEDULE_KEY
 
 # settings that change what is trained or how; compile and fused_adam only change how fast (hidden_layers has
 # its own message in checkpoints.check_checkpoint)
@@ -55,34 +56,44 @@ def check_resume_settings(path: Path, model: Any) -> None:
 
 
 class ScheduleGuard(L.Callback):
-    """Refuses to resume a per-step LR schedule into a run of another length (before the run folder is touched).
+    """Refuses to resume a per-step LR schedule into a run of another length, leaving the run as it was.
 
     OneCycle cannot step past its end and a cosine would jump to another point of its curve; the length is fixed
-    when the run starts, so resuming needs the same ``max_epochs`` / ``max_steps`` / batches per epoch.
+    when the run starts, so resuming needs the same ``max_epochs`` / ``max_steps`` / batches per epoch. The new
+    length is known once the optimizers are configured (on_fit_start), after Lightning has rewritten the run's
+    ``config.yaml``: a refusal puts the run's own config back. (Asking the trainer earlier would build the training
+    loader before the checkpoint's loader position is restored, and the resume would no longer be exact.)
     """
 
     def __init__(self) -> None:
         self.ckpt_path: Path | None = None  # the checkpoint `fit` resumes from (trainer.ckpt_path is set later)
+        self._saved: dict[str, Any] | None = None
+        self._config: tuple[Path, bytes] | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if (
-            stage != "fit"
-            or self.ckpt_path is None
-            or getattr(pl_module.hparams, "lr_schedule", "constant") == "constant"
-        ):
+        self._saved = self._config = None
+        if stage != "fit" or self.ckpt_path is None:
             return
-        saved = load_checkpoint(self.ckpt_path).get(SCHEDULE_KEY)
-        if not saved:
-            return  # a checkpoint without a schedule, or from before this check
-        total = schedule_steps(trainer)
-        if int(saved["steps"]) == total:
+        self._saved = load_checkpoint(self.ckpt_path).get(SCHEDULE_KEY)  # None: no schedule, or an older checkpoint
+        config = Path(trainer.log_dir or trainer.default_root_dir) / "config.yaml"  # runs before SaveConfigCallback
+        if self._saved and trainer.is_global_zero and config.is_file():
+            self._config = config, config.read_bytes()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        schedule = getattr(pl_module, "schedule", None)  # what configure_optimizers built for this run
+        if not self._saved or not schedule or int(self._saved["steps"]) == schedule["steps"]:
             return
+        if self._config is not None:
+            path, content = self._config
+            with replace_atomically(path) as tmp:
+                tmp.write_bytes(content)
+        saved = self._saved
         epochs, steps = saved.get("max_epochs"), saved.get("max_steps")
         length = f"--trainer.max_epochs {epochs}" + (f" --trainer.max_steps {steps}" if steps not in (None, -1) else "")
         raise UserError(
             f"checkpoint {self.ckpt_path} is part of a run whose {pl_module.hparams.lr_schedule!r} learning-rate "
-            f"schedule spans {saved['steps']} steps ({length}), but this fit would span {total} steps. A per-step "
-            f"schedule cannot be stretched part-way through. To finish that run, resume it with {length} (and its "
-            "batch size and batch limits it had); to train longer, start a new run with the longer setting (drop "
-            "--ckpt_path)."
+            f"schedule spans {saved['steps']} steps ({length}), but this fit would span {schedule['steps']} steps. A "
+            f"per-step schedule cannot be stretched part-way through. To finish that run, resume it with {length} "
+            "(and the batch size and batch limits it had); to train longer, start a new run with the longer setting "
+            "(drop --ckpt_path)."
         )
