@@ -9,7 +9,7 @@ ARGS ?=
 ONNX ?= latest
 MINUTES ?= 20
 
-.PHONY: help install train test export serve tensorboard lint bench accuracy tune-bench clean
+.PHONY: help install train test export serve tensorboard lint bench accuracy tune-bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA,
 
 tune-bench: install ## tune configs/search/fast.yaml on the real MNIST in DATA (MINUTES=20, 2 workers), train what it finds
 	$(PY) benchmarks/tune_bench.py --data $(DATA) --minutes $(MINUTES) $(ARGS)
+
+gpu-check: install ## on a CUDA machine: GPU fits (32/bf16, compile, DDP), kill+resume, export; table of results
+	$(PY) benchmarks/gpu_check.py --data $(DATA) $(ARGS)
 
 clean: ## remove runs, exports and caches (keeps data/ and .venv/)
 	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache

@@ -17,10 +17,12 @@ class SignalAt(L.Callback):
     """Send ``signal`` to this process at the end of training step ``step`` ("batch"), or at the start of the epoch
     that follows step ``step`` ("epoch_start"): right after the end-of-epoch checkpoint."""
 
-    def __init__(self, step: int, signal: str = "SIGKILL", when: str = "batch") -> None:
-        self.step, self.signal, self.when = step, signal, when
+    def __init__(self, step: int, signal: str = "SIGKILL", when: str = "batch", rank: int | None = None) -> None:
+        self.step, self.signal, self.when, self.rank = step, signal, when, rank  # rank: only that DDP rank fires
 
     def _fire(self, trainer: L.Trainer) -> None:
+        if self.rank is not None and trainer.global_rank != self.rank:
+            return
         if trainer.global_step == self.step and not trainer.sanity_checking:
             os.kill(os.getpid(), getattr(signal, self.signal))
 

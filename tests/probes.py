@@ -35,3 +35,24 @@ class RecordSeen(L.Callback):
         }
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class RecordAugment(L.Callback):
+    """Each rank writes ``augment<R>.json``: per step, a key of the model's augmentation applied to one fixed batch
+    with the random state that step starts from (drawn in a forked RNG, so training itself is unchanged)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.keys: dict[int, str] = {}
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        with torch.random.fork_rng(devices=[]):
+            fixed = torch.linspace(0, 1, 4 * 784).reshape(4, 784)
+            self.keys[trainer.global_step] = image_key(pl_module.augment(fixed).reshape(-1))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"augment{trainer.global_rank}.json").write_text(json.dumps(self.keys))
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.on_train_end(trainer, pl_module)

@@ -24,16 +24,16 @@ def _base_grid(device: torch.device) -> torch.Tensor:
     """``[784, 3]`` rows ``(x, y, 1)``: pixel centres in [-1, 1], row by row (``affine_grid``, align_corners=False)."""
     centres = (torch.arange(SIDE, dtype=torch.float32) * 2 + 1) / SIDE - 1
     y, x = torch.meshgrid(centres, centres, indexing="ij")
-    return torch.stack([x.flatten(), y.flatten(), torch.ones(SIDE * SIDE)], 1).to(device)
+    return torch.stack([x.flatten(), y.flatten(), torch.ones(SIDE * SIDE, dtype=torch.float32)], 1).to(device)
 
 
 @functools.cache
 def _upsample_matrix(device: torch.device) -> torch.Tensor:
     """``[G*G, 784]``: bilinear upsampling (align_corners=True) of a GxG field to 28x28, as one matrix."""
-    pos = torch.linspace(0, ELASTIC_GRID - 1, SIDE)
+    pos = torch.linspace(0, ELASTIC_GRID - 1, SIDE, dtype=torch.float32)  # float32 whatever the default dtype
     low = pos.floor().clamp(max=ELASTIC_GRID - 2).long()
     frac = pos - low
-    weights = torch.zeros(SIDE, ELASTIC_GRID)
+    weights = torch.zeros(SIDE, ELASTIC_GRID, dtype=torch.float32)
     weights[torch.arange(SIDE), low] = 1 - frac
     weights[torch.arange(SIDE), low + 1] = frac
     return torch.kron(weights, weights).T.contiguous().to(device)  # kron: row y*28+x, column gy*G+gx
@@ -45,7 +45,10 @@ class BatchAugment:
 
     ``shift``: max shift in pixels, ``rotate``: max rotation in degrees, ``scale``: max relative zoom (0.1 = ±10 %),
     ``elastic``: std in pixels of the smooth per-pixel displacement. Each is drawn uniformly (elastic: normally)
-    per image from the global torch RNG, so ``seed_everything`` makes runs repeatable.
+    per image from the global torch RNG, so ``seed_everything`` makes runs repeatable (and each DDP rank, which
+    gets its own stream from :mod:`rank_seeds`, warps its shard differently).
+    The grid is computed in float32 whatever the precision (half-precision coordinates are off by up to a pixel),
+    and the warped images come back in the input's dtype.
     """
 
     shift: float = 0.0
@@ -69,9 +72,13 @@ class BatchAugment:
         if not self.enabled:
             return images
         n, device = images.shape[0], images.device
+        # autocast off: under bf16-mixed it would run the grid matmuls in bf16
+        with torch.autocast(device.type, enabled=False):
+            return self._warp(images.float(), n, device).to(images.dtype)
 
-        def uniform(*shape: int) -> torch.Tensor:  # in [-1, 1)
-            return torch.rand(*shape, device=device).mul_(2).sub_(1)
+    def _warp(self, images: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+        def uniform(*shape: int) -> torch.Tensor:  # in [-1, 1); float32 even under a half-precision default dtype
+            return torch.rand(*shape, device=device, dtype=torch.float32).mul_(2).sub_(1)
 
         # affine_grid maps output to input coordinates in [-1, 1]: one pixel is 2 / SIDE wide
         angle = uniform(n) * math.radians(self.rotate)
@@ -83,7 +90,7 @@ class BatchAugment:
         # F.interpolate and batched matmuls cost ~10x more on a CPU
         grid = theta.reshape(n * 2, 3) @ _base_grid(device).T
         if self.elastic > 0:
-            coarse = torch.randn(n * 2, ELASTIC_GRID**2, device=device) * (self.elastic * 2 / SIDE)
+            coarse = torch.randn(n * 2, ELASTIC_GRID**2, device=device, dtype=torch.float32) * (self.elastic * 2 / SIDE)
             grid = grid + coarse @ _upsample_matrix(device)
         x = images.reshape(n, 1, SIDE, SIDE)
         grid = grid.reshape(n, 2, SIDE, SIDE).permute(0, 2, 3, 1)  # [n, 28, 28, (x, y)] as grid_sample takes it

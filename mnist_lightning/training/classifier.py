@@ -20,8 +20,10 @@ from torchmetrics.classification import MulticlassAccuracy
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.training.augment import BatchAugment
 from mnist_lightning.training.net import INPUT_SIZE, NUM_CLASSES, MyMNIST
+from mnist_lightning.training.rank_seeds import seed_rank
 
 STAGES = ("train", "val", "test")
+SCHEDULE_KEY = "mnist_lightning_schedule"  # in checkpoints: the step count the LR schedule was built for
 
 
 class MNISTClassifier(L.LightningModule):
@@ -70,6 +72,7 @@ class MNISTClassifier(L.LightningModule):
         hparams |= {"dropout": float(dropout), "standardize": bool(standardize)}
         hparams |= {f"augment_{k}": float(v) for k, v in vars(self.augment).items()}
         self.save_hyperparameters(hparams)
+        self.schedule: dict[str, int] | None = None  # the LR schedule's length, set by configure_optimizers
         self.net = MyMNIST(hidden_layers, dropout=dropout, standardize=standardize)
         if not compile:  # one image for the model summary to count FLOPs with (else it prints "0 Total Flops"); not
             # under torch.compile, where that extra batch-1 forward would trigger a compilation of its own
@@ -85,6 +88,15 @@ class MNISTClassifier(L.LightningModule):
     def configure_model(self) -> None:
         if self.hparams.compile:
             self.net.compile()  # in place: state_dict keys and the ONNX export stay those of the plain net
+
+    def setup(self, stage: str) -> None:
+        # before a resume restores the saved streams; rank 0 keeps the stream seed_everything started
+        if stage == "fit" and self.trainer.world_size > 1 and self.trainer.global_rank > 0:
+            seed_rank(self.trainer.global_rank)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.schedule is not None:  # read back by resume_checks.ScheduleGuard when the run is resumed
+            checkpoint[SCHEDULE_KEY] = self.schedule
 
     def on_fit_start(self) -> None:
         if self.device.type == "cpu" and not torch.cuda.is_available():
@@ -116,7 +128,9 @@ class MNISTClassifier(L.LightningModule):
         if self.augment.enabled:  # training batches only, on the device the batch is already on
             batch = self.augment(batch[0]), batch[1]
         loss, _ = self._shared_step(batch, "train")
-        if batch_idx % self.trainer.log_every_n_steps == 0:  # a fine-grained curve, at the logger's own pace
+        # at the logger's own pace: Lightning writes step metrics when the step count + 1 is a multiple of N, so a
+        # value logged on any other step would be written N-1 steps late
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
@@ -152,17 +166,35 @@ class MNISTClassifier(L.LightningModule):
         opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=hp.fused_adam)
         if hp.lr_schedule == "constant":
             return opt
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total):
-            raise UserError(
-                f"model.lr_schedule {hp.lr_schedule!r} needs a bounded run: set trainer.max_epochs or max_steps."
-            )
-        total = max(int(total), 1)
+        total = schedule_steps(self.trainer)
+        self.schedule = {"steps": total, "max_epochs": self.trainer.max_epochs, "max_steps": self.trainer.max_steps}
         if hp.lr_schedule == "onecycle":
-            sched: LRScheduler = OneCycleLR(opt, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup)
+            pct = onecycle_pct_start(hp.warmup, total)
+            sched: LRScheduler = OneCycleLR(opt, max_lr=hp.lr, total_steps=total, pct_start=pct)
         else:
             sched = LambdaLR(opt, partial(warmup_cosine, warmup_steps=int(hp.warmup * total), total_steps=total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def schedule_steps(trainer: L.Trainer) -> int:
+    """The number of optimizer steps a per-step LR schedule spans: the whole run, as the trainer estimates it."""
+    total = trainer.estimated_stepping_batches
+    if not math.isfinite(total):
+        raise UserError(
+            "model.lr_schedule 'onecycle'/'cosine' needs a bounded run: set trainer.max_epochs or max_steps."
+        )
+    return max(int(total), 1)
+
+
+def onecycle_pct_start(warmup: float, total: int) -> float:
+    """OneCycleLR's ``pct_start``: ``warmup``, unless the rise would last one step or less in a very short run.
+
+    OneCycleLR divides by ``pct_start * total - 1`` (ZeroDivisionError when the rise is exactly one step), and a
+    rise shorter than one step skips the warmup; such runs (under ``1 / warmup`` steps) rise for 1.5 steps instead.
+    """
+    if warmup * total > 1:
+        return warmup
+    return 0.5 / total if total == 1 else 1.5 / total
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:

@@ -26,6 +26,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.common.runs import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.training.accelerators import check_accelerator
 from mnist_lightning.training.checkpoints import check_checkpoint, saved_checkpoint_folder
 from mnist_lightning.training.classifier import MNISTClassifier
 from mnist_lightning.training.config_errors import config_error_message
@@ -34,6 +35,7 @@ from mnist_lightning.training.onnx_export import OnnxExport
 from mnist_lightning.training.predict_writer import PredictionCsv
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 from mnist_lightning.training.resume import GracefulStop, ResumeCheckpoint
+from mnist_lightning.training.resume_checks import ScheduleGuard, check_resume_settings
 from mnist_lightning.training.views import TensorBoardViews
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -65,12 +67,18 @@ class MNISTCLI(LightningCLI):
         self.resume_from: Path | None = None
         self.evaluated: Path | None = None  # the checkpoint a validate/test/predict run reads
         hide_known_noise()
+        self.schedule_guard = ScheduleGuard()  # told the checkpoint in parse_arguments
         defaults = dict(kwargs.pop("trainer_defaults", None) or {})
         # a user's own --trainer.plugins replaces the atomic checkpoint IO, as any default
         defaults.setdefault("plugins", {"class_path": "mnist_lightning.training.checkpoint_io.AtomicCheckpointIO"})
         extra = defaults.pop("callbacks", None) or []
-        # callbacks in trainer_defaults are always added by LightningCLI; this one has no settings of its own
-        defaults["callbacks"] = [GracefulStop(self.argv), *(extra if isinstance(extra, list) else [extra])]
+        # callbacks in trainer_defaults are always added by LightningCLI; these have no settings of their own.
+        # ScheduleGuard comes first: its check runs before the run's config.yaml is (re)written.
+        defaults["callbacks"] = [
+            self.schedule_guard,
+            GracefulStop(self.argv),
+            *(extra if isinstance(extra, list) else [extra]),
+        ]
         super().__init__(*args, trainer_defaults=defaults, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -107,6 +115,8 @@ class MNISTCLI(LightningCLI):
             ckpt = check_checkpoint(path, self.config[sub].model.hidden_layers if sub == "fit" else None)
             self.config[sub].ckpt_path = str(path)
             if sub == "fit":
+                check_resume_settings(path, self.config[sub].model)
+                self.schedule_guard.ckpt_path = path
                 self.resume_from = path
             else:
                 self.evaluated = path
@@ -118,6 +128,7 @@ class MNISTCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         trainer = self._stage_config().trainer
+        check_accelerator(trainer.accelerator, trainer.devices)
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
             trainer.logger = Namespace(
                 class_path=DEFAULT_LOGGER,

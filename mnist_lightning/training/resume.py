@@ -22,6 +22,7 @@ from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.runs import LAST_NAME
 
 METRICS_KEY = "mnist_lightning_metric_states"
+RNG_KEY = "mnist_lightning_rng_per_rank"  # one rng_state() per DDP rank, in rank order
 
 
 def rng_state() -> dict[str, Any]:
@@ -33,7 +34,7 @@ def rng_state() -> dict[str, Any]:
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()  # this rank's own device (Lightning made it the current one)
     return state
 
 
@@ -43,7 +44,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        if isinstance(state["cuda"], torch.Tensor):
+            torch.cuda.set_rng_state(state["cuda"])
+        else:  # checkpoints from before per-rank states held every device's, as rank 0 saw them
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def rng_states_of_all_ranks(trainer: L.Trainer) -> list[dict[str, Any]]:
+    """Every rank's :func:`rng_state`, in rank order (a collective under DDP: every rank must call it)."""
+    state = rng_state()
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return [state]
+    states: list[Any] = [None] * trainer.world_size
+    torch.distributed.all_gather_object(states, state)
+    return states
 
 
 class ResumeCheckpoint(Checkpoint):
@@ -63,6 +77,7 @@ class ResumeCheckpoint(Checkpoint):
         self.every_n_train_steps = every_n_train_steps
         self.dirpath: Path | None = None
         self._with_metrics = False
+        self._loader_states: list[dict[str, Any]] = []
 
     @property
     def path(self) -> Path | None:
@@ -92,6 +107,8 @@ class ResumeCheckpoint(Checkpoint):
         return self.path
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # each rank draws from its own stream (rank_seeds), so each rank's state is saved, and restored by its rank
+        checkpoint[RNG_KEY] = rng_states_of_all_ranks(trainer)
         # torchmetrics states are not in the state_dict; without them the epoch's train/acc after a mid-epoch resume
         # would count only the batches after it. Not at epoch ends (the sums are about to be reset), not under DDP
         # (each rank holds its own sums and only rank zero's would be saved).
@@ -101,11 +118,26 @@ class ResumeCheckpoint(Checkpoint):
             }
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        states = checkpoint.get(RNG_KEY, [])
+        if trainer.global_rank < len(states):  # with more ranks than the run had, the others keep a fresh stream
+            set_rng_state(states[trainer.global_rank])
+        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+        self._loader_states = list(fit_loop.get("combined_loader", []))
+
         modules = dict(pl_module.named_modules())
         for name, state in checkpoint.get(METRICS_KEY, {}).items():
             if isinstance(metric := modules.get(name), Metric):
                 for key, value in state.items():
                     setattr(metric, key, value.to(metric.device) if isinstance(value, torch.Tensor) else value)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning hands the saved position to the training loader only when it builds that loader after the
+        # restore; a per-step LR schedule asks for trainer.estimated_stepping_batches in configure_optimizers, which
+        # builds it before, so the position would be lost and a mid-epoch resume would replay the epoch's first
+        # batches. Handing it over again is harmless when Lightning already did (the same position).
+        loader, states, self._loader_states = trainer.train_dataloader, self._loader_states, []
+        if states and callable(getattr(loader, "load_state_dict", None)):
+            loader.load_state_dict(states[0])
 
     def _skip(self, trainer: L.Trainer) -> bool:
         return bool(trainer.fast_dev_run) or trainer.sanity_checking or trainer.state.fn != "fit"
@@ -129,11 +161,8 @@ class ResumeCheckpoint(Checkpoint):
         if not self._skip(trainer):
             self.save(trainer, epoch_end=True)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": rng_state()}
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "rng" in state_dict:
+        if "rng" in state_dict:  # a checkpoint from before RNG_KEY: rank 0's state only
             set_rng_state(state_dict["rng"])
 
 
@@ -153,23 +182,45 @@ def resume_command(argv: list[str], ckpt: Path) -> str:
 class GracefulStop(L.Callback):
     """SIGTERM or a first Ctrl-C: finish the current batch, save ``last.ckpt``, print how to resume, exit 128+signal.
 
-    Lightning already turns SIGTERM into a stop at the next batch boundary (on every DDP rank); a first Ctrl-C is
-    routed into the same path instead of interrupting mid-step, where the state would not be resumable. A second
-    Ctrl-C aborts at once (the previous ``last.ckpt`` stays).
+    The signal only sets a flag; at the end of each training batch the ranks agree on it (one tiny all-reduce
+    under DDP) and only then, on every rank at the same step, is Lightning's own SIGTERM handler run, which makes
+    Lightning stop after that batch. Run straight from the signal, that handler would start a collective at
+    whatever point each rank happened to be, and ranks that got the signal at different steps would stop at
+    different steps: both deadlock the collective checkpoint save. A first Ctrl-C takes the same path instead of
+    interrupting mid-step, where the state would not be resumable; a second one aborts at once (the previous
+    ``last.ckpt`` stays).
     """
 
     def __init__(self, argv: list[str]) -> None:
         self.argv = argv
         self.signal: int | None = None
         self._previous: Any = None
+        self._lightning_sigterm: Any = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         launched_by_rank_zero = trainer.strategy.launcher is not None and not trainer.is_global_zero
-        # workers started by Lightning get SIGTERM forwarded from rank zero; two stop requests would desync them
+        # a terminal's Ctrl-C reaches every rank; rank zero's request reaches the others through the agreement
         handler = signal.SIG_IGN if launched_by_rank_zero else self._on_sigint
         self._previous = signal.signal(signal.SIGINT, handler)
+        self._lightning_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        if self.signal is None:
+            self.signal = signal.SIGTERM
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self._lightning_sigterm is None:
+            return
+        requested = self.signal is not None
+        if trainer.world_size > 1:
+            flag = torch.tensor(float(requested), device=trainer.strategy.root_device)
+            requested = bool(trainer.strategy.reduce(flag, reduce_op="sum") > 0)
+        if requested:
+            self.signal = self.signal or signal.SIGTERM  # the rank that was not signalled stops for the same reason
+            if callable(self._lightning_sigterm):  # sets trainer.received_sigterm: Lightning stops after this batch
+                self._lightning_sigterm(signal.SIGTERM, None)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.signal is not None:
@@ -180,12 +231,14 @@ class GracefulStop(L.Callback):
             file=sys.stderr,
             flush=True,
         )
-        os.kill(os.getpid(), signal.SIGTERM)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+        if self._lightning_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._lightning_sigterm)
+            self._lightning_sigterm = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.training.checkpoints import checkpoint_val_acc, load_checkpoint
 from mnist_lightning.training.figures import confusion_image, misclassified_grid
 from mnist_lightning.training.net import NUM_CLASSES
 
@@ -102,9 +103,13 @@ class TensorBoardViews(L.Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._publish(trainer, "test")
 
-    # --- learning rate, once per epoch (Adam's is constant here, but a scheduler's would show)
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._active(trainer) or not trainer.is_global_zero:
+    # --- learning rate per step, as LearningRateMonitor(logging_interval="step") logs it, under one tag for every
+    # recipe: the LR the coming optimizer step uses, on the steps (and at the step numbers) Lightning writes
+    # train/loss_step, so that OneCycle and cosine show their per-step shape
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if (trainer.global_step + 1) % trainer.log_every_n_steps or not self._active(trainer):
+            return
+        if not trainer.is_global_zero:
             return
         groups = [g for opt in trainer.optimizers for g in opt.param_groups]
         lrs = {"train/lr" if len(groups) == 1 else f"train/lr_group{i}": float(g["lr"]) for i, g in enumerate(groups)}
@@ -121,27 +126,38 @@ class TensorBoardViews(L.Callback):
         else:
             score = float(trainer.callback_metrics.get("val/acc", float("nan")))
         for tb in _tensorboards(trainer):
-            write_hparams(
-                tb.experiment, run_hparams(trainer, pl_module), {"hp/best_val_acc": score}, trainer.global_step
-            )
+            # TensorBoard takes a run's metric columns from its first HPARAMS record: hp/test_acc is NaN (not
+            # tested yet) until a `test` of this run logs it
+            metrics = {"hp/best_val_acc": score, "hp/test_acc": float("nan")}
+            tb.log_hyperparams(run_hparams(trainer, pl_module), metrics, trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not (self.hparams and self._active(trainer) and trainer.is_global_zero):
             return
         if "test/acc" not in trainer.callback_metrics:
             return
-        metrics = {"hp/test_acc": float(trainer.callback_metrics["test/acc"])}
-        source = source_run(trainer.ckpt_path)
+        val = (
+            checkpoint_val_acc(load_checkpoint(trainer.ckpt_path), Path(trainer.ckpt_path))
+            if trainer.ckpt_path
+            else None
+        )
+        # both columns, as at the end of fit (a run folder's first HPARAMS record fixes them)
+        metrics = {
+            "hp/best_val_acc": float("nan") if val is None else val,
+            "hp/test_acc": float(trainer.callback_metrics["test/acc"]),
+        }
+        params, source = run_hparams(trainer, pl_module), source_run(trainer.ckpt_path)
         for tb in _tensorboards(trainer):
             if source is not None and source.resolve() != Path(tb.log_dir).resolve():
-                # the trained run already holds its hparams: add the test score to its row
-                from torch.utils.tensorboard import SummaryWriter
-
-                with SummaryWriter(str(source)) as writer:
-                    for tag, value in metrics.items():
-                        writer.add_scalar(tag, value, trainer.global_step)
+                # the trained run's own folder gets the row with its test score, through a logger opened there
+                # (not finalized: that would replace the run's hparams.yaml)
+                trained = TensorBoardLogger(
+                    source.parent.parent, source.parent.name, source.name, default_hp_metric=False
+                )
+                trained.log_hyperparams(params, metrics, trainer.global_step)
+                trained.experiment.close()
             else:
-                write_hparams(tb.experiment, run_hparams(trainer, pl_module), metrics, trainer.global_step)
+                tb.log_hyperparams(params, metrics, trainer.global_step)
 
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
@@ -169,16 +185,3 @@ def run_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, A
     params["trainer.max_epochs"] = trainer.max_epochs
     # TensorBoard takes numbers and strings (it would show booleans as 0/1)
     return {k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else str(v) for k, v in params.items()}
-
-
-def write_hparams(writer: Any, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
-    """One HPARAMS row: the experiment (which metric columns exist), the session's params, and metric values."""
-    from torch.utils.tensorboard.summary import hparams
-
-    exp, ssi, sei = hparams(params, dict.fromkeys(HP_METRICS, 0.0))  # names only: values are the scalars below
-    file_writer = writer._get_file_writer()  # as Lightning's own TensorBoardLogger.log_hyperparams does
-    for summary in (exp, ssi, sei):
-        file_writer.add_summary(summary, step)
-    for tag, value in metrics.items():
-        writer.add_scalar(tag, value, step)
-    writer.flush()
