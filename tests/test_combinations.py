@@ -42,7 +42,7 @@ def test_precision_and_recipe_fit_test_export_predict(
 
     assert main(["test", *args, "--ckpt_path", str(best)]) == 0
     assert main(["predict", *args, "--ckpt_path", str(best)]) == 0
-    predictions = next(tmp_path.glob("lightning_logs/version_*/predictions.csv"))
+    predictions = run / "predict" / "predictions.csv"  # evaluations write inside the run they read
     with predictions.open() as f:
         assert len(list(csv.DictReader(f))) == 200  # the synthetic test set
 
