@@ -367,7 +367,10 @@ def write_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
         )
     if args.note:
         lines += ["", args.note]
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    from benchmarks.startup_report import keep_section  # bench_startup.py's section below this table stays
+
+    startup = keep_section(out / "RESULTS.md")
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n" + ("\n" + startup if startup else ""))
     print("\n".join(lines))
 
 
