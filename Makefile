@@ -6,6 +6,7 @@ CONFIG ?= configs/base.yaml
 DATA ?= data
 CKPT ?= best
 ARGS ?=
+STARTUP_ARGS ?=
 ONNX ?= latest
 MINUTES ?= 20
 
@@ -41,8 +42,9 @@ tensorboard: install ## serve the training curves of every run
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: install ## side-by-side speed benchmark on the real MNIST in DATA
+bench: install ## speed on the real MNIST in DATA: per-epoch side by side, then every command's start-up
 	$(PY) benchmarks/bench_train.py --data $(DATA) $(ARGS)
+	$(PY) benchmarks/bench_startup.py --data $(DATA) $(STARTUP_ARGS)
 
 accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA, write benchmarks/ACCURACY.md
 	$(PY) benchmarks/accuracy.py --data $(DATA) $(ARGS)

@@ -178,7 +178,9 @@ def run_full_fit(data_dir: str, epochs: int) -> dict:
             str(epochs),
         ]
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+        # this checkout's package, wherever the project is installed from
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
         wall = time.perf_counter() - start
         net, _ = net_from_checkpoint(find_checkpoint("best", root))
         return {
@@ -367,7 +369,10 @@ def write_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
         )
     if args.note:
         lines += ["", args.note]
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    from benchmarks.startup_report import keep_section  # bench_startup.py's section below this table stays
+
+    startup = keep_section(out / "RESULTS.md")
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n" + ("\n" + startup if startup else ""))
     print("\n".join(lines))
 
 

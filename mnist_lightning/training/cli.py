@@ -159,7 +159,7 @@ class MNISTCLI(LightningCLI):
         if dm.hparams.download and not all((raw_folder(dm.hparams.data_dir) / name).is_file() for name in FILES):
             return  # a download is due: Lightning's prepare_data does it once per machine, not every DDP rank
         dm.prepare_data()
-        dm.setup()  # decodes and caches the splits; the trainer's own setup() reuses them
+        dm.setup(self.subcommand)  # decodes and caches the splits; the trainer's own setup() reuses them
 
     before_fit = before_validate = before_test = before_predict = _check_data
 
