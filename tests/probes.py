@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import lightning as L
@@ -56,3 +57,13 @@ class RecordAugment(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.on_train_end(trainer, pl_module)
+
+
+class SlowEpochs(L.Callback):
+    """Sleep ``seconds`` after each training epoch: widens the window in which a test can kill a run mid-way."""
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.seconds = seconds
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        time.sleep(self.seconds)

@@ -135,7 +135,9 @@ def test_two_workers_share_one_study(data_dir: Path, tmp_path: Path) -> None:
 def test_a_killed_worker_s_trial_is_failed_and_the_rerun_completes_the_study(data_dir: Path, tmp_path: Path) -> None:
     space = write_space(tmp_path / "space.yaml", {**SPACE, "fixed": {"trainer.max_epochs": 3}})
     extra = ("--tune.n_trials", "3", "--tune.study_name", "k", "--tune.heartbeat", "1")
-    worker = _worker(data_dir, tmp_path, space, *extra)
+    # each epoch lasts over a second, so the trial is surely still running when it is killed
+    slow = ("--trainer.callbacks+=tests.probes.SlowEpochs", "--trainer.callbacks.seconds", "1.0")
+    worker = _worker(data_dir, tmp_path, space, *extra, *slow)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and worker.poll() is None:  # kill it inside its second trial
         try:
