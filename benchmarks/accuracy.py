@@ -109,14 +109,8 @@ def table(rows: list[dict], command: str, note: str) -> str:
         "split (the checkpoint kept). Test: that checkpoint on the official 10,000 test images, in PyTorch and",
         "as the exported `mnist.onnx` in onnxruntime (pixels in [0, 1]).",
         "",
-        "| config | seed | epochs | train time (s) | best val acc | test acc | ONNX test acc |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *seed_rows(rows),
     ]
-    for r in rows:
-        out.append(
-            f"| {r['config']} | {r['seed']} | {r['epochs']} | {r['train_s']:.1f} | {r['val_acc']:.4f} | "
-            f"{r['test_acc']:.4f} | {r['onnx_acc']:.4f} |"
-        )
     out += ["", "Mean over seeds (± sample std where there is more than one seed):", ""]
     out += [
         "| config | runs | train time (s) | best val acc | test acc | ONNX test acc |",
@@ -129,6 +123,20 @@ def table(rows: list[dict], command: str, note: str) -> str:
         ]
         out.append(f"| {config} | {len(group)} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def seed_rows(rows: list[dict]) -> list[str]:
+    """The per-seed table (also used by tune_bench.py for the recipe a search found)."""
+    out = [
+        "| config | seed | epochs | train time (s) | best val acc | test acc | ONNX test acc |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r['config']} | {r['seed']} | {r['epochs']} | {r['train_s']:.1f} | {r['val_acc']:.4f} | "
+            f"{r['test_acc']:.4f} | {r['onnx_acc']:.4f} |"
+        )
+    return out
 
 
 def _mean(group: list[dict], key: str, fmt: str) -> str:

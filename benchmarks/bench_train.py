@@ -29,6 +29,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine_info import cpu_name  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
 from mnist_lightning.training.datamodule import load_split  # noqa: E402
 from mnist_lightning.training.net import MyMNIST  # noqa: E402
@@ -288,14 +290,6 @@ def main() -> None:
                 print(f"round {r + 1}/{args.rounds}: {n} ...", flush=True)
                 runs[n].append(spawn(n, scratch, args.epochs))
     write_report(runs, args)
-
-
-def cpu_name() -> str:
-    try:
-        line = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name"))
-        return line.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:

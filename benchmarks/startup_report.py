@@ -11,15 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from machine_info import cpu_name  # benchmarks/ is on sys.path when run as a script
+
 MARKER = "<!-- start-up section: written by benchmarks/bench_startup.py -->"
-
-
-def cpu_name() -> str:
-    try:
-        line = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name"))
-        return line.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def targets(m: dict[str, float]) -> list[tuple[str, float, str, bool]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from accuracy import KEEP, ROOT, _mean, machine, run_one  # benchmarks/ is on sys.path when run as a script
+from accuracy import KEEP, ROOT, _mean, machine, run_one, seed_rows  # benchmarks/ is on sys.path when run as a script
 
 from mnist_lightning.training.tune_report import top_table
 
@@ -75,14 +75,8 @@ def section(rows: list[dict], table: str, seconds: float, args: argparse.Namespa
         "",
         "Then trained for each seed and tested once, beside `fast.yaml` in the same session:",
         "",
-        "| config | seed | epochs | train time (s) | best val acc | test acc | ONNX test acc |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *seed_rows(rows),
     ]
-    for r in rows:
-        out.append(
-            f"| {r['config']} | {r['seed']} | {r['epochs']} | {r['train_s']:.1f} | {r['val_acc']:.4f} | "
-            f"{r['test_acc']:.4f} | {r['onnx_acc']:.4f} |"
-        )
     out += [
         "",
         "| config | runs | train time (s) | best val acc | test acc (mean ± std) |",
