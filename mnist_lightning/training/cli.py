@@ -115,8 +115,8 @@ class MNISTCLI(LightningCLI):
             ckpt = check_checkpoint(path, self.config[sub].model.hidden_layers if sub == "fit" else None)
             self.config[sub].ckpt_path = str(path)
             if sub == "fit":
-                check_resume_settings(path, self.config[sub].model)
-                self.schedule_guard.ckpt_path = path
+                check_resume_settings(path, ckpt, self.config[sub].model)
+                self.schedule_guard.resume_from(path, ckpt)
                 self.resume_from = path
             else:
                 self.evaluated = path

@@ -14,7 +14,6 @@ import lightning as L
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.runs import run_of_checkpoint
-from mnist_lightning.training.checkpoints import load_checkpoint
 from mnist_lightning.training.classifier import SCHEDULE_KEY
 
 # settings that change what is trained or how; compile and fused_adam only change how fast (hidden_layers has
@@ -34,9 +33,10 @@ def _run_config(path: Path) -> str:
     return f"--config {config}" if config is not None and config.is_file() else "the run's own config"
 
 
-def check_resume_settings(path: Path, model: Any) -> None:
-    """One paragraph naming every model/optimizer setting in which ``model`` (the config's) differs from ``path``'s."""
-    saved = load_checkpoint(path).get("hyper_parameters", {})
+def check_resume_settings(path: Path, ckpt: dict[str, Any], model: Any) -> None:
+    """One paragraph naming every model/optimizer setting in which ``model`` (the config's) differs from ``ckpt``'s
+    (``path``'s contents, already read by ``check_checkpoint``)."""
+    saved = ckpt.get("hyper_parameters", {})
     diffs = [
         (name, value, model.get(name))
         for name, value in saved.items()
@@ -67,14 +67,19 @@ class ScheduleGuard(L.Callback):
 
     def __init__(self) -> None:
         self.ckpt_path: Path | None = None  # the checkpoint `fit` resumes from (trainer.ckpt_path is set later)
+        self._resumed: dict[str, Any] | None = None  # its schedule record, read with it in parse_arguments
         self._saved: dict[str, Any] | None = None
         self._config: tuple[Path, bytes] | None = None
+
+    def resume_from(self, path: Path, ckpt: dict[str, Any]) -> None:
+        """The checkpoint ``fit`` resumes from, already read (None in its record: no schedule, or an older one)."""
+        self.ckpt_path, self._resumed = path, ckpt.get(SCHEDULE_KEY)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._saved = self._config = None
         if stage != "fit" or self.ckpt_path is None:
             return
-        self._saved = load_checkpoint(self.ckpt_path).get(SCHEDULE_KEY)  # None: no schedule, or an older checkpoint
+        self._saved = self._resumed
         config = Path(trainer.log_dir or trainer.default_root_dir) / "config.yaml"  # runs before SaveConfigCallback
         if self._saved and trainer.is_global_zero and config.is_file():
             self._config = config, config.read_bytes()
