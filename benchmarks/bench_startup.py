@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.startup_report import write_section  # noqa: E402
 from mnist_lightning.common.mnist_files import copy_raw, raw_folder, read_idx  # noqa: E402
-from tests.serve_helpers import free_port  # noqa: E402
+from tests.helpers.server import free_port  # noqa: E402
 
 PY = sys.executable
 CLI = [PY, "-m", "mnist_lightning"]
@@ -158,7 +158,7 @@ def import_breakdown(cwd: Path, command: list[str]) -> list[tuple[str, float]]:
     for m in re.finditer(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", proc.stderr):
         cumulative.setdefault(m.group(3), int(m.group(1)) / 1e6)  # first import only: later ones are cached
     watch = ["torch", "lightning", "torchmetrics", "torchvision", "torch._dynamo", "jsonargparse", "onnx"]
-    watch += ["onnxruntime", "tensorboard", "mnist_lightning.training.cli", "mnist_lightning.training.onnx_file"]
+    watch += ["onnxruntime", "tensorboard", "mnist_lightning.training.cli", "mnist_lightning.model.export_command"]
     return [(name, cumulative[name]) for name in watch if name in cumulative]
 
 

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from machine_info import cpu_name  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
-from mnist_lightning.training.datamodule import load_split  # noqa: E402
-from mnist_lightning.training.net import MyMNIST  # noqa: E402
+from mnist_lightning.model.net import MyMNIST  # noqa: E402
+from mnist_lightning.training.data import load_split  # noqa: E402
 
 BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]
 
@@ -76,7 +76,7 @@ def run_tutorial(data_dir: str, epochs: int) -> dict:
 def run_plain(data_dir: str, epochs: int, fused: bool = True) -> dict:
     """(b) Plain PyTorch, data in memory, index-sliced shuffled batches; the same split, optimizer and
     validation pass as (c), so c/b is what Lightning costs."""
-    from mnist_lightning.training.datamodule import MNISTDataModule
+    from mnist_lightning.training.data import MNISTDataModule
 
     torch.manual_seed(0)
     dm = MNISTDataModule(data_dir, download=False)
@@ -163,8 +163,8 @@ def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None =
 
 def run_full_fit(data_dir: str, epochs: int) -> dict:
     """The whole `python -m mnist_lightning fit --config configs/base.yaml` command, start-up and export included."""
-    from mnist_lightning.common.runs import find_checkpoint
-    from mnist_lightning.training.checkpoints import net_from_checkpoint
+    from mnist_lightning.common.layout import find_checkpoint
+    from mnist_lightning.model.checkpoints import net_from_checkpoint
 
     with tempfile.TemporaryDirectory() as root:
         cmd = [

@@ -102,7 +102,7 @@ def resume_check(data: str, work: Path, reference: dict[str, Any]) -> dict[str, 
     root = work / "resume"
     fault = root / "kill.yaml"
     root.mkdir()
-    kill = f"{{class_path: tests.faults.SignalAt, init_args: {{step: {KILL_STEP}}}}}"
+    kill = f"{{class_path: tests.helpers.faults.SignalAt, init_args: {{step: {KILL_STEP}}}}}"
     fault.write_text(f"trainer:\n  callbacks: [{kill}]\n")
     killed = run_case("base 32-true", data, root, "--config", str(fault), expect=-9)
     if not killed["ok"]:
@@ -124,8 +124,8 @@ def export_check(data: str, work: Path, trained: dict[str, Any]) -> dict[str, An
     import onnxruntime as ort
     import torch
 
-    from mnist_lightning.training.checkpoints import net_from_checkpoint
-    from mnist_lightning.training.datamodule import load_split
+    from mnist_lightning.model.checkpoints import net_from_checkpoint
+    from mnist_lightning.training.data import load_split
 
     if not trained.get("ok"):
         return {"ok": False, "why": "no GPU-trained checkpoint"}

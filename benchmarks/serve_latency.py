@@ -25,10 +25,10 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mnist_lightning.common.runs import newest_onnx  # noqa: E402
+from mnist_lightning.common.layout import newest_onnx  # noqa: E402
 from mnist_lightning.inference.digit_model import OnnxDigitModel  # noqa: E402
 from mnist_lightning.inference.preprocess import mnist_pixels  # noqa: E402
-from tests.serve_helpers import running_server  # noqa: E402
+from tests.helpers.server import running_server  # noqa: E402
 
 
 def canvas_png() -> bytes:

@@ -23,7 +23,7 @@ import optuna
 import torch
 from accuracy import KEEP, ROOT, _mean, machine, run_one, seed_rows  # benchmarks/ is on sys.path when run as a script
 
-from mnist_lightning.training.tune_report import top_table
+from mnist_lightning.tune.report import top_table
 
 SECTION = KEEP + ": written by benchmarks/tune_bench.py -->"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -96,7 +96,7 @@ def section(rows: list[dict], table: str, seconds: float, args: argparse.Namespa
 def _model_lines(text: str) -> list[tuple[str, str]]:
     import yaml
 
-    from mnist_lightning.training.search_space import load_space
+    from mnist_lightning.tune.space import load_space
 
     config = yaml.safe_load(text)
     names = [p.name for p in load_space(ROOT / "configs" / "search" / "fast.yaml").params]

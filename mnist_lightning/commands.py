@@ -16,8 +16,8 @@ from mnist_lightning.common.errors import UserError
 COMMANDS = {
     "serve": ("mnist_lightning.inference.serve", "serve_main"),
     "predict-onnx": ("mnist_lightning.inference.onnx_predict", "predict_onnx_main"),
-    "export": ("mnist_lightning.training.onnx_file", "export_main"),
-    "tune": ("mnist_lightning.training.tune", "tune_main"),
+    "export": ("mnist_lightning.model.export_command", "export_main"),
+    "tune": ("mnist_lightning.tune.command", "tune_main"),
 }
 LIGHTNING = ("mnist_lightning.training.cli", "lightning_main")
 

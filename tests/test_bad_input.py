@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from mnist_lightning.commands import main
-from mnist_lightning.training.net import MyMNIST
-from tests.conftest import make_mnist, small_args, write_idx
+from mnist_lightning.model.net import MyMNIST
+from tests.helpers.synthetic import make_mnist, small_args, write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = Path("data/MNIST/raw")

@@ -13,7 +13,7 @@ import torch
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.training.checkpoint_io import AtomicCheckpointIO
 from mnist_lightning.training.cli import run_cli
-from tests.conftest import small_args
+from tests.helpers.synthetic import small_args
 
 
 def test_fit_writes_every_checkpoint_through_the_atomic_io(data_dir: Path, tmp_path: Path) -> None:

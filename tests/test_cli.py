@@ -14,9 +14,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lightning.commands import main
-from mnist_lightning.training.checkpoints import net_from_checkpoint
-from mnist_lightning.training.datamodule import MNISTDataModule
-from tests.conftest import small_args
+from mnist_lightning.model.checkpoints import net_from_checkpoint
+from mnist_lightning.training.data import MNISTDataModule
+from tests.helpers.synthetic import small_args
 
 
 def run_dir(root: Path) -> Path:

@@ -5,7 +5,7 @@ import torch
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.mnist_files import ensure_raw_files
-from mnist_lightning.training.datamodule import MNISTDataModule, ShuffledBatches
+from mnist_lightning.training.data import MNISTDataModule, ShuffledBatches
 
 
 def epoch_order(sampler: ShuffledBatches, epoch: int) -> torch.Tensor:

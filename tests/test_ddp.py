@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mnist_lightning.training.datamodule import MNISTDataModule
-from tests.conftest import small_args
-from tests.probes import image_key
+from mnist_lightning.training.data import MNISTDataModule
+from tests.helpers.probes import image_key
+from tests.helpers.synthetic import small_args
 
 REPO = Path(__file__).parents[1]
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).parents[1]
 def test_two_process_ddp_fit(data_dir: Path, tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     (tmp_path / "probe.yaml").write_text(
-        f"trainer:\n  callbacks: [{{class_path: tests.probes.RecordSeen, init_args: {{folder: {seen}}}}}]\n"
+        f"trainer:\n  callbacks: [{{class_path: tests.helpers.probes.RecordSeen, init_args: {{folder: {seen}}}}}]\n"
     )
     args = small_args(
         data_dir, "--config", str(REPO / "configs" / "ddp.yaml"), "--config", str(tmp_path / "probe.yaml")

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from mnist_lightning.commands import main
-from mnist_lightning.training.classifier import MNISTClassifier
-from tests.conftest import small_args
+from mnist_lightning.training.module import MNISTClassifier
+from tests.helpers.synthetic import small_args
 
 
 def test_epoch_loss_is_the_per_sample_mean_over_uneven_batches() -> None:

@@ -14,8 +14,8 @@ from PIL import Image
 from mnist_lightning.commands import main
 from mnist_lightning.common.predictions import read_csv
 from mnist_lightning.inference.preprocess import load_batch, mnist_pixels
-from tests.conftest import small_args
-from tests.digit_images import draw_digit, make_digit_folder, save_digit
+from tests.helpers.digit_images import draw_digit, make_digit_folder, save_digit
+from tests.helpers.synthetic import small_args
 
 REPO = Path(__file__).parents[1]
 

@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lightning.commands import main
-from tests.conftest import small_args
+from tests.helpers.synthetic import small_args
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[1]
@@ -64,22 +64,30 @@ def reference(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # name: (fault injected through a config file, expected exit status, global step held by last.ckpt after the crash)
 KILLS = {
     # killed mid-epoch 1 at step 14: the step-12 checkpoint is the newest, steps 13-14 are lost and replayed
-    "sigkill_mid_epoch": ("callbacks: [{class_path: tests.faults.SignalAt, init_args: {step: 14}}]", -9, 12),
+    "sigkill_mid_epoch": ("callbacks: [{class_path: tests.helpers.faults.SignalAt, init_args: {step: 14}}]", -9, 12),
     # killed right after the end-of-epoch-1 checkpoint (step 20), as epoch 2 starts
     "sigkill_after_epoch_checkpoint": (
-        "callbacks: [{class_path: tests.faults.SignalAt, init_args: {step: 20, when: epoch_start}}]",
+        "callbacks: [{class_path: tests.helpers.faults.SignalAt, init_args: {step: 20, when: epoch_start}}]",
         -9,
         20,
     ),
     # killed half-way through writing the 4th last.ckpt (step 12): the epoch-0 one (step 10) must survive intact
     "sigkill_during_checkpoint_save": (
-        "plugins: {class_path: tests.faults.KillDuringSave, init_args: {at: 4}}",
+        "plugins: {class_path: tests.helpers.faults.KillDuringSave, init_args: {at: 4}}",
         -9,
         10,
     ),
     # SIGTERM and Ctrl-C: a resumable checkpoint at the very step, a resume hint, exit 128 + signal
-    "sigterm": ("callbacks: [{class_path: tests.faults.SignalAt, init_args: {step: 17, signal: SIGTERM}}]", 143, 17),
-    "ctrl_c": ("callbacks: [{class_path: tests.faults.SignalAt, init_args: {step: 23, signal: SIGINT}}]", 130, 23),
+    "sigterm": (
+        "callbacks: [{class_path: tests.helpers.faults.SignalAt, init_args: {step: 17, signal: SIGTERM}}]",
+        143,
+        17,
+    ),
+    "ctrl_c": (
+        "callbacks: [{class_path: tests.helpers.faults.SignalAt, init_args: {step: 23, signal: SIGINT}}]",
+        130,
+        23,
+    ),
 }
 
 

@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from mnist_lightning.commands import main
+from mnist_lightning.common.layout import newest_onnx
 from mnist_lightning.common.mnist_files import read_idx
-from mnist_lightning.common.runs import newest_onnx
 from mnist_lightning.inference.preprocess import mnist_pixels
 from mnist_lightning.inference.serve import create_app
-from tests.serve_helpers import running_server
+from tests.helpers.server import running_server
 
 ROOT = Path(__file__).parents[1]
 

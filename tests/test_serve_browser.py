@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from mnist_lightning.commands import main
-from tests.conftest import small_args
-from tests.serve_helpers import running_server
+from tests.helpers.server import running_server
+from tests.helpers.synthetic import small_args
 
 ROOT = Path(__file__).parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mnist_lightning.common.predictions import read_csv
 from mnist_lightning.training.cli import run_cli
-from tests.conftest import small_args
-from tests.digit_images import make_digit_folder
+from tests.helpers.digit_images import make_digit_folder
+from tests.helpers.synthetic import small_args
 from tests.test_predict import best_ckpt
 
 

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mnist_lightning.commands import main
 from mnist_lightning.training.cli import run_cli
-from tests.conftest import small_args
+from tests.helpers.synthetic import small_args
 
 ROOT = Path(__file__).parents[1]
 SPACE = {
@@ -136,7 +136,7 @@ def test_a_killed_worker_s_trial_is_failed_and_the_rerun_completes_the_study(dat
     space = write_space(tmp_path / "space.yaml", {**SPACE, "fixed": {"trainer.max_epochs": 3}})
     extra = ("--tune.n_trials", "3", "--tune.study_name", "k", "--tune.heartbeat", "1")
     # each epoch lasts over a second, so the trial is surely still running when it is killed
-    slow = ("--trainer.callbacks+=tests.probes.SlowEpochs", "--trainer.callbacks.seconds", "1.0")
+    slow = ("--trainer.callbacks+=tests.helpers.probes.SlowEpochs", "--trainer.callbacks.seconds", "1.0")
     worker = _worker(data_dir, tmp_path, space, *extra, *slow)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and worker.poll() is None:  # kill it inside its second trial
@@ -196,7 +196,7 @@ def test_ctrl_c_fails_the_trial_under_way_and_still_reports(data_dir: Path, tmp_
 
 
 def test_fixed_options_sit_between_the_config_file_and_the_command_line() -> None:
-    from mnist_lightning.training.search_space import with_fixed
+    from mnist_lightning.tune.space import with_fixed
 
     args = ["--config", "a.yaml", "--model.lr", "0.1"]
     assert with_fixed(args, {"model.lr": 0.2, "trainer.max_epochs": 3}) == [
@@ -214,8 +214,8 @@ def test_fixed_options_sit_between_the_config_file_and_the_command_line() -> Non
 
 @pytest.mark.parametrize("name", ["fast", "best"])
 def test_the_shipped_spaces_fit_their_configs(name: str) -> None:
-    from mnist_lightning.training.search_space import load_space
-    from mnist_lightning.training.tune import check_against_cli
+    from mnist_lightning.tune.command import check_against_cli
+    from mnist_lightning.tune.space import load_space
 
     space = load_space(ROOT / "configs" / "search" / f"{name}.yaml")
     config = check_against_cli(["--config", str(ROOT / "configs" / f"{name}.yaml")], space)  # raises if not

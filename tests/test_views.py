@@ -13,10 +13,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mnist_lightning.commands import main
-from mnist_lightning.training.datamodule import MNISTDataModule
-from mnist_lightning.training.inspect_run import describe, read_run
-from mnist_lightning.training.views import HP_METRICS
-from tests.conftest import small_args
+from mnist_lightning.common.inspect_run import describe, read_run
+from mnist_lightning.training.callbacks.views import HP_METRICS
+from mnist_lightning.training.data import MNISTDataModule
+from tests.helpers.synthetic import small_args
 
 EPOCHS = 2  # the trained_run fixture's
 
@@ -97,7 +97,7 @@ def test_views_can_be_switched_off(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_inspect_run_and_bad_view_settings_fail_clearly(tmp_path: Path, data_dir: Path, capsys) -> None:
-    from mnist_lightning.training.inspect_run import main as inspect_main
+    from mnist_lightning.common.inspect_run import main as inspect_main
 
     assert inspect_main([str(tmp_path)]) == 2
     assert "holds no TensorBoard event files" in capsys.readouterr().err

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from mnist_lightning.common.contract import INPUT_NAME, OUTPUT_NAME
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.common.onnx_contract import INPUT_NAME, OUTPUT_NAME
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

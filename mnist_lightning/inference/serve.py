@@ -30,8 +30,8 @@ except ImportError as missing:  # the web server is an extra: training installs 
         "with: pip install 'mnist-lightning[serve]' (make install includes them)."
     ) from None
 
+from mnist_lightning.common.layout import newest_onnx
 from mnist_lightning.common.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, read_idx
-from mnist_lightning.common.runs import newest_onnx
 from mnist_lightning.inference.digit_model import OnnxDigitModel
 from mnist_lightning.inference.preprocess import ImageError, mnist_pixels
 

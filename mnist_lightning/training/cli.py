@@ -24,19 +24,20 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.common.mnist_files import FILES, raw_folder
-from mnist_lightning.common.runs import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
 from mnist_lightning.training.accelerators import check_accelerator
-from mnist_lightning.training.checkpoints import check_checkpoint, saved_checkpoint_folder
-from mnist_lightning.training.classifier import MNISTClassifier
+from mnist_lightning.training.callbacks.export import OnnxExport
+from mnist_lightning.training.callbacks.graceful_stop import GracefulStop
+from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
+from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
+from mnist_lightning.training.callbacks.resume_guard import ScheduleGuard, check_resume_settings
+from mnist_lightning.training.callbacks.views import TensorBoardViews
 from mnist_lightning.training.config_errors import config_error_message
-from mnist_lightning.training.datamodule import MNISTDataModule
-from mnist_lightning.training.onnx_export import OnnxExport
-from mnist_lightning.training.predict_writer import PredictionCsv
+from mnist_lightning.training.data import MNISTDataModule
+from mnist_lightning.training.module import MNISTClassifier
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
-from mnist_lightning.training.resume import GracefulStop, ResumeCheckpoint
-from mnist_lightning.training.resume_checks import ScheduleGuard, check_resume_settings
-from mnist_lightning.training.views import TensorBoardViews
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still

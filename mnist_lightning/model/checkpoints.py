@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.training.net import PT_FORMAT, MyMNIST
+from mnist_lightning.model.net import PT_FORMAT, MyMNIST
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.model.net import INPUT_SIZE, NUM_CLASSES, MyMNIST
 from mnist_lightning.training.augment import BatchAugment
-from mnist_lightning.training.net import INPUT_SIZE, NUM_CLASSES, MyMNIST
 from mnist_lightning.training.rank_seeds import seed_rank
 
 STAGES = ("train", "val", "test")

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from mnist_lightning.common.atomic import replace_atomically
+from mnist_lightning.common.contract import INPUT_CONVENTION
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.common.onnx_contract import INPUT_CONVENTION
 
 INPUT_SIZE = 28 * 28
 NUM_CLASSES = 10

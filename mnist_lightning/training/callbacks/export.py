@@ -6,11 +6,10 @@ from pathlib import Path
 
 import lightning as L
 
-from mnist_lightning.common.runs import ONNX_NAME
-from mnist_lightning.training.checkpoints import net_from_checkpoint
-
-# the file writing itself lives in onnx_file.py, which the `export` command uses without importing Lightning
-from mnist_lightning.training.onnx_file import cpu_float_copy, export_onnx, onnx_metadata, torch_file_for
+from mnist_lightning.common.layout import ONNX_NAME
+from mnist_lightning.model.checkpoints import net_from_checkpoint
+from mnist_lightning.model.export_command import torch_file_for
+from mnist_lightning.model.onnx import cpu_float_copy, export_onnx, onnx_metadata
 
 
 class OnnxExport(L.Callback):

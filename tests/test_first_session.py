@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mnist_lightning.common.predictions import read_csv
-from tests.conftest import small_args
-from tests.digit_images import make_digit_folder
+from tests.helpers.digit_images import make_digit_folder
+from tests.helpers.synthetic import small_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "lightning_logs/version_0"

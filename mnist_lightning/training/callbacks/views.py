@@ -16,9 +16,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.training.checkpoints import checkpoint_val_acc, load_checkpoint
-from mnist_lightning.training.figures import confusion_image, misclassified_grid
-from mnist_lightning.training.net import NUM_CLASSES
+from mnist_lightning.model.checkpoints import checkpoint_val_acc, load_checkpoint
+from mnist_lightning.model.net import NUM_CLASSES
+from mnist_lightning.training.callbacks.figures import confusion_image, misclassified_grid
 
 # the HPARAMS tab's metric columns; each run's value is the last one logged under that tag
 HP_METRICS = ("hp/best_val_acc", "hp/test_acc")

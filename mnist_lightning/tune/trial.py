@@ -18,8 +18,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.training.cli import run_cli
-from mnist_lightning.training.search_space import SearchSpace, as_cli_args, with_fixed
-from mnist_lightning.training.tune_report import EPOCHS_ATTR, LOGGER_ATTR, RUN_ATTR, WORKER_ATTR
+from mnist_lightning.tune.report import EPOCHS_ATTR, LOGGER_ATTR, RUN_ATTR, WORKER_ATTR
+from mnist_lightning.tune.space import SearchSpace, as_cli_args, with_fixed
 
 MONITOR = "val/acc"
 

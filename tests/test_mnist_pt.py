@@ -13,17 +13,17 @@ import torch
 
 from mnist_lightning.commands import main
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.training.checkpoints import net_from_checkpoint
-from mnist_lightning.training.net import PT_FORMAT, MyMNIST
-from tests.conftest import small_args
-from tests.import_blocker import blocked_env
+from mnist_lightning.model.checkpoints import net_from_checkpoint
+from mnist_lightning.model.net import PT_FORMAT, MyMNIST
+from tests.helpers.import_blocker import blocked_env
+from tests.helpers.synthetic import small_args
 
 # the tutorial's workflow with the file, in a process where Lightning cannot be imported
 LOAD_WITHOUT_LIGHTNING = """
 import sys
 import numpy as np
 import torch
-from mnist_lightning.training.net import MyMNIST
+from mnist_lightning.model.net import MyMNIST
 
 net = MyMNIST.load(sys.argv[1])
 net.eval()

@@ -11,10 +11,10 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from mnist_lightning.commands import main
 from mnist_lightning.training.augment import BatchAugment
-from mnist_lightning.training.classifier import onecycle_pct_start
 from mnist_lightning.training.cli import run_cli
+from mnist_lightning.training.module import onecycle_pct_start
 from mnist_lightning.training.rank_seeds import rank_seed
-from tests.conftest import small_args
+from tests.helpers.synthetic import small_args
 
 AUGMENT = BatchAugment(shift=2, rotate=10, scale=0.1, elastic=1)
 

@@ -12,7 +12,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lightning.commands import main
-from mnist_lightning.training.checkpoints import net_from_checkpoint
+from mnist_lightning.model.checkpoints import net_from_checkpoint
 
 
 def metadata(path: Path) -> tuple[str, dict[str, str]]:

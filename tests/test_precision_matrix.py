@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from mnist_lightning.commands import main
-from mnist_lightning.training.checkpoints import load_checkpoint, net_from_checkpoint
-from tests.conftest import small_args
+from mnist_lightning.model.checkpoints import load_checkpoint, net_from_checkpoint
+from tests.helpers.synthetic import small_args
 
 pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).parents[1] / "configs"

@@ -22,13 +22,13 @@ import optuna
 from jsonargparse import Namespace
 
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.common.runs import LOG_NAME
+from mnist_lightning.common.layout import LOG_NAME
 from mnist_lightning.training.cli import run_cli
 from mnist_lightning.training.config_errors import config_error_message
-from mnist_lightning.training.search_space import SearchSpace, cli_value, load_space, with_fixed
-from mnist_lightning.training.tune_report import best_trial, top_table, write_best_config
-from mnist_lightning.training.tune_study import counted, fail_dead_trials, open_storage, open_study, stop_at
-from mnist_lightning.training.tune_trial import SearchStopped, make_objective
+from mnist_lightning.tune.report import best_trial, top_table, write_best_config
+from mnist_lightning.tune.space import SearchSpace, cli_value, load_space, with_fixed
+from mnist_lightning.tune.study import counted, fail_dead_trials, open_storage, open_study, stop_at
+from mnist_lightning.tune.trial import SearchStopped, make_objective
 
 PREFIX = "--tune."
 

@@ -1,4 +1,4 @@
-"""``python -m mnist_lightning.training.inspect_run lightning_logs/version_0``: what a run's TensorBoard files hold.
+"""``python -m mnist_lightning.common.inspect_run lightning_logs/version_0``: what a run's TensorBoard files hold.
 
 Reads the event files with TensorBoard's own reader and prints, per tab, the tags with how many points or
 images each has, and the HPARAMS row (params and metric values). No browser needed.
@@ -64,7 +64,7 @@ def describe(run_dir: str | Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m mnist_lightning.training.inspect_run RUN_DIR...", file=sys.stderr)
+        print("usage: python -m mnist_lightning.common.inspect_run RUN_DIR...", file=sys.stderr)
         return 2
     try:
         print("\n\n".join(describe(a) for a in args))

@@ -23,13 +23,14 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from mnist_lightning.commands import main
 from mnist_lightning.training.checkpoint_io import AtomicCheckpointIO
 from mnist_lightning.training.cli import BAR_REFRESH, run_cli
-from tests.conftest import small_args
-from tests.digit_images import save_digit
-from tests.import_blocker import TORCH_SIDE, blocked_env
-from tests.serve_helpers import running_server
+from tests.helpers.digit_images import save_digit
+from tests.helpers.import_blocker import TORCH_SIDE, blocked_env
+from tests.helpers.server import running_server
+from tests.helpers.synthetic import small_args
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "mnist_lightning"
+TORCH_FREE = ("common", "inference")  # the folders that never import torch or Lightning
 
 
 def entry_points() -> list[list[str]]:
@@ -58,9 +59,8 @@ def test_common_and_inference_never_import_the_training_side() -> None:
 
 
 def test_inference_and_common_import_with_torch_blocked(blocker: Path) -> None:
-    modules = [
-        f"mnist_lightning.{p.parent.name}.{p.stem}" for p in PACKAGE.glob("*/*.py") if p.parent.name != "training"
-    ]
+    modules = [f"mnist_lightning.{p.parent.name}.{p.stem}" for side in TORCH_FREE for p in PACKAGE.glob(f"{side}/*.py")]
+    modules += ["mnist_lightning", "mnist_lightning.commands", "mnist_lightning.tune.space"]
     code = (
         "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\nprint('imported', len(sys.argv) - 1)"
     )
@@ -69,6 +69,23 @@ def test_inference_and_common_import_with_torch_blocked(blocker: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"imported {len(modules)}" and len(modules) >= 10
+
+
+def test_model_imports_with_lightning_blocked(blocker: Path) -> None:
+    # model/ is torch without Lightning: the export command and MyMNIST.load start in a fraction of the time
+    modules = [f"mnist_lightning.model.{p.stem}" for p in PACKAGE.glob("model/*.py")]
+    code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\nprint('ok')"
+    env = blocked_env(blocker, "lightning,pytorch_lightning,torchmetrics")
+    proc = subprocess.run([sys.executable, "-c", code, *modules], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_no_folder_holds_more_than_twelve_modules_or_a_module_over_300_lines() -> None:
+    for folder in [PACKAGE, *(p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+        modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        assert len(modules) <= 12, f"{folder} holds {len(modules)} modules"
+        for module in modules:
+            assert len(module.read_text().splitlines()) <= 300, f"{module} is over 300 lines"
 
 
 @pytest.mark.parametrize("entry", ["python -m", "installed script"])

@@ -13,8 +13,8 @@ import lightning as L
 
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.common.runs import run_of_checkpoint
-from mnist_lightning.training.classifier import SCHEDULE_KEY
+from mnist_lightning.common.layout import run_of_checkpoint
+from mnist_lightning.training.module import SCHEDULE_KEY
 
 # settings that change what is trained or how; compile and fused_adam only change how fast (hidden_layers has
 # its own message in checkpoints.check_checkpoint)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import small_args
+from tests.helpers.synthetic import small_args
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[1]
@@ -37,7 +37,7 @@ def ddp_fit(data_dir: Path, root: Path, callbacks: str, *extra: str) -> subproce
 
 
 def record(root: Path) -> str:
-    return f"{{class_path: tests.probes.RecordAugment, init_args: {{folder: {root / 'seen'}}}}}"
+    return f"{{class_path: tests.helpers.probes.RecordAugment, init_args: {{folder: {root / 'seen'}}}}}"
 
 
 def augment_keys(root: Path) -> list[dict[str, str]]:
@@ -65,7 +65,7 @@ def test_each_rank_warps_with_its_own_stream(reference: Path) -> None:
 
 def test_sigterm_stops_both_ranks_and_resumes_bitwise(data_dir: Path, reference: Path, tmp_path: Path) -> None:
     # SIGTERM to rank 0 only after step 7 (mid-epoch 1), as a scheduler signals the launching process
-    fault = "{class_path: tests.faults.SignalAt, init_args: {step: 7, signal: SIGTERM, rank: 0}}"
+    fault = "{class_path: tests.helpers.faults.SignalAt, init_args: {step: 7, signal: SIGTERM, rank: 0}}"
     stopped = ddp_fit(data_dir, tmp_path, f"{record(tmp_path)}, {fault}")
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     assert stopped.stderr.count("Training stopped by SIGTERM") == 1 and "Resume with:" in stopped.stderr

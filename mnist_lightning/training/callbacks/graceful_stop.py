@@ -1,0 +1,109 @@
+"""A clean stop on SIGTERM / Ctrl-C: every rank stops at the same batch, saves ``last.ckpt``, prints how to resume."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
+
+
+def resume_command(argv: list[str], ckpt: Path) -> str:
+    """The command line that continues this run from ``ckpt``: the same arguments, another ``--ckpt_path``."""
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--ckpt_path":
+            skip = True
+        elif not arg.startswith("--ckpt_path="):
+            args.append(arg)
+    return shlex.join([sys.executable, "-m", "mnist_lightning", *args, "--ckpt_path", str(ckpt)])
+
+
+class GracefulStop(L.Callback):
+    """SIGTERM or a first Ctrl-C: finish the current batch, save ``last.ckpt``, print how to resume, exit 128+signal.
+
+    The signal only sets a flag; at the end of each training batch the ranks agree on it (one tiny all-reduce
+    under DDP) and only then, on every rank at the same step, is Lightning's own SIGTERM handler run, which makes
+    Lightning stop after that batch. Run straight from the signal, that handler would start a collective at
+    whatever point each rank happened to be, and ranks that got the signal at different steps would stop at
+    different steps: both deadlock the collective checkpoint save. A first Ctrl-C takes the same path instead of
+    interrupting mid-step, where the state would not be resumable; a second one aborts at once (the previous
+    ``last.ckpt`` stays).
+    """
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.signal: int | None = None
+        self._previous: Any = None
+        self._lightning_sigterm: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        launched_by_rank_zero = trainer.strategy.launcher is not None and not trainer.is_global_zero
+        # a terminal's Ctrl-C reaches every rank; rank zero's request reaches the others through the agreement
+        handler = signal.SIG_IGN if launched_by_rank_zero else self._on_sigint
+        self._previous = signal.signal(signal.SIGINT, handler)
+        self._lightning_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        if self.signal is None:
+            self.signal = signal.SIGTERM
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self._lightning_sigterm is None:
+            return
+        requested = self.signal is not None
+        if trainer.world_size > 1:
+            flag = torch.tensor(float(requested), device=trainer.strategy.root_device)
+            requested = bool(trainer.strategy.reduce(flag, reduce_op="sum") > 0)
+        if requested:
+            self.signal = self.signal or signal.SIGTERM  # the rank that was not signalled stops for the same reason
+            if callable(self._lightning_sigterm):  # sets trainer.received_sigterm: Lightning stops after this batch
+                self._lightning_sigterm(signal.SIGTERM, None)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.SIGINT
+        print(
+            "\nCtrl-C: stopping after this batch to save a resumable checkpoint (Ctrl-C again aborts now).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        if self._lightning_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._lightning_sigterm)
+            self._lightning_sigterm = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return
+        sig = self.signal or signal.SIGTERM
+        exception.code = 128 + sig  # the exit status a shell reports for a process stopped by that signal
+        resume = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
+        if resume is None or resume.path is None:
+            return
+        path = resume.save(trainer)
+        if trainer.is_global_zero:
+            print(
+                f"\nTraining stopped by {signal.Signals(sig).name} at epoch {trainer.current_epoch}, "
+                f"step {trainer.global_step}; saved a resumable checkpoint to {path}.\n"
+                f"Resume with:\n  {resume_command(self.argv, path)}",
+                file=sys.stderr,
+                flush=True,
+            )
