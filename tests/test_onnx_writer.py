@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mnist_lightning.model.onnx import _dynamo_export, cpu_float_copy, export_onnx, mymnist_graph
 from mnist_lightning.model.net import MyMNIST
+from mnist_lightning.model.onnx import _dynamo_export, cpu_float_copy, export_onnx, mymnist_graph
 from tests.helpers.import_blocker import blocked_env
 
 LIGHTNING_SIDE = "lightning,pytorch_lightning,torchmetrics,torchvision"
