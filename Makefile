@@ -58,5 +58,5 @@ gpu-check: install ## on a CUDA machine: GPU fits (32/bf16, compile, DDP), kill+
 clean: ## remove runs, exports and caches (keeps data/ and .venv/)
 	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache
 	# what the README's own examples write into this folder (export --output, --predictions.output, a CSVLogger run)
-	rm -rf mnist.onnx model.onnx preds.csv predictions.csv mycsv
+	rm -rf mnist.onnx mnist.pt model.onnx model.pt mine.pt preds.csv predictions.csv mycsv
 	find . -name __pycache__ -prune -not -path './$(VENV)/*' -exec rm -rf {} +

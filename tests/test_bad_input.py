@@ -219,12 +219,12 @@ def test_checkpoint_with_pickled_code_is_refused_not_run(user_dir: Path, capsys:
     assert not marker.exists()
 
 
-# --- the README's own wording, row by row ----------------------------------------------------------------------
+# --- the docs' own wording (docs/errors.md), row by row ---------------------------------------------------------------
 
 
 def documented(row: str) -> str:
-    """The message the README's "What happens when…" table gives for the row that starts with ``row``."""
-    line = next(x for x in (ROOT / "README.md").read_text().splitlines() if x.startswith(f"| {row} |"))
+    """The message the "What happens when…" table (docs/errors.md) gives for the row that starts with ``row``."""
+    line = next(x for x in (ROOT / "docs" / "errors.md").read_text().splitlines() if x.startswith(f"| {row} |"))
     return line.split(" | ", 1)[1].split("`")[1]
 
 

@@ -19,8 +19,8 @@ from tests.helpers.synthetic import small_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "lightning_logs/version_0"
-# The README's "Where things land" table for this session (fit, fit --ckpt_path last, test, validate, predict,
-# export --ckpt_path last, predict-onnx of the run's mnist.onnx): every file the folder may hold, and no other.
+# The "Where things land" table of docs/training.md for this session (fit, fit --ckpt_path last, test, validate,
+# predict, export --ckpt_path last, predict-onnx of the run's mnist.onnx): every file the folder may hold, and no other.
 README_FILES = [
     f"{RUN}/config.yaml",
     f"{RUN}/hparams.yaml",
@@ -84,7 +84,7 @@ def test_first_session_is_quiet_and_leaves_only_the_documented_files(data_dir: P
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     unnamed = [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in README_FILES)]
     missing = [pattern for pattern in README_FILES if not fnmatch.filter(files, pattern)]
-    assert not unnamed and not missing, f"not in the README's table: {unnamed}; absent: {missing}"
+    assert not unnamed and not missing, f"not in the docs' table: {unnamed}; absent: {missing}"
     assert sorted(p.name for p in (folder / "lightning_logs").iterdir()) == ["version_0"]  # one run, however used
     rows = read_csv(folder / RUN / "predict" / "predictions-mnist.csv")  # predict-onnx: beside torch predict's CSV
     assert sorted(Path(r["file"]).name for r in rows) == sorted(digits)

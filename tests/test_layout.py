@@ -173,20 +173,20 @@ def test_a_configured_checkpoint_io_is_kept(data_dir: Path, tmp_path: Path) -> N
     assert type(cli.trainer.strategy.checkpoint_io).__name__ == "TorchCheckpointIO"
 
 
-def readme_block(heading: str) -> str:
-    text = (ROOT / "README.md").read_text()
+def docs_block(heading: str) -> str:
+    text = (ROOT / "docs" / "training.md").read_text()
     section = text[text.index(heading) :]
     return textwrap.dedent(re.search(r"```python\n(.*?)```", section, re.S).group(1))
 
 
-def test_readme_programmatic_use_runs(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code = readme_block("### From Python")
+def test_docs_programmatic_use_runs(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = docs_block("### From Python")
     shown = '["--config", "configs/base.yaml", "--trainer.max_epochs", "1"]'
     assert shown in code
     small = small_args(data_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(code.replace(shown, repr(small)), namespace)  # noqa: S102 - the README's own example
+    exec(code.replace(shown, repr(small)), namespace)  # noqa: S102 - the docs' own example
     cli = namespace["cli"]
     assert cli.subcommand is None and cli.trainer.state.finished
     assert 0.0 <= float(cli.trainer.callback_metrics["val/acc"]) <= 1.0
