@@ -16,8 +16,18 @@ import torch
 from torch import nn
 
 from mnist_lightning.common.atomic import replace_atomically
-from mnist_lightning.common.contract import DOC_STRING, INPUT_CONVENTION, INPUT_NAME, LABELS, OUTPUT_NAME
-from mnist_lightning.model.net import INPUT_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES, MyMNIST
+from mnist_lightning.common.contract import (
+    DOC_STRING,
+    INPUT_CONVENTION,
+    INPUT_NAME,
+    INPUT_SIZE,
+    LABELS,
+    MNIST_MEAN,
+    MNIST_STD,
+    NUM_CLASSES,
+    OUTPUT_NAME,
+)
+from mnist_lightning.model.net import MyMNIST
 
 if TYPE_CHECKING:
     import onnx

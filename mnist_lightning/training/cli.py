@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
@@ -87,7 +88,7 @@ class MNISTCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/acc",
+                "checkpoint.monitor": MONITOR,
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": False,  # last.ckpt is ResumeCheckpoint's, written every epoch
                 "checkpoint.filename": BEST_FILENAME,
@@ -172,7 +173,7 @@ class MNISTCLI(LightningCLI):
         export = next((c for c in trainer.callbacks if isinstance(c, OnnxExport)), None)
         lines = ["", "Training finished."]
         if ckpt is not None and ckpt.best_model_path:
-            lines.append(f"  best checkpoint : {ckpt.best_model_path} (val/acc {float(ckpt.best_model_score):.4f})")
+            lines.append(f"  best checkpoint : {ckpt.best_model_path} ({MONITOR} {float(ckpt.best_model_score):.4f})")
         last = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
         if last is not None and last.path is not None and last.path.is_file():
             lines.append(f"  last checkpoint : {last.path}")

@@ -17,8 +17,9 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnist_lightning.common.contract import INPUT_SIZE, NUM_CLASSES
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.model.net import INPUT_SIZE, NUM_CLASSES, MyMNIST
+from mnist_lightning.model.net import MyMNIST
 from mnist_lightning.training.augment import BatchAugment
 from mnist_lightning.training.rank_seeds import seed_rank
 
