@@ -34,9 +34,10 @@ from machine_info import cpu_name  # noqa: E402 - benchmarks/ is on sys.path whe
 from mnist_lightning import MyMNIST  # noqa: E402
 from mnist_lightning.common.contract import INPUT_SIZE, NUM_CLASSES  # noqa: E402
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
+from mnist_lightning.model.options import DEFAULTS  # noqa: E402
 from mnist_lightning.training.data import load_split  # noqa: E402
 
-BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]
+BATCH, LR, HIDDEN = 128, DEFAULTS.lr, list(DEFAULTS.hidden_layers)  # the project's default model and optimizer
 
 
 def peak_rss_mb() -> float:
