@@ -136,11 +136,7 @@ class TensorBoardViews(L.Callback):
             return
         if "test/acc" not in trainer.callback_metrics:
             return
-        val = (
-            checkpoint_val_acc(load_checkpoint(trainer.ckpt_path), Path(trainer.ckpt_path))
-            if trainer.ckpt_path
-            else None
-        )
+        val = checkpoint_val_acc(load_checkpoint(trainer.ckpt_path)) if trainer.ckpt_path else None
         # both columns, as at the end of fit (a run folder's first HPARAMS record fixes them)
         metrics = {
             "hp/best_val_acc": float("nan") if val is None else val,
