@@ -86,18 +86,14 @@ class BatchAugment:
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         shift = uniform(n, 2) * (self.shift * 2 / IMAGE_SIDE)
         theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        # the sampling grid as two plain 2-D matmuls, [n*2, k] @ [k, 784] for (x, y) rows: F.affine_grid,
-        # F.interpolate and batched matmuls cost ~10x more on a CPU
+        # the sampling grid as two plain 2-D matmuls, [n*2, k] @ [k, 784] for (x, y) rows: the cheapest way on a CPU
         grid = theta.reshape(n * 2, 3) @ _base_grid(device).T
         if self.elastic > 0:
-            coarse = torch.randn(n * 2, ELASTIC_GRID**2, device=device, dtype=torch.float32) * (
-                self.elastic * 2 / IMAGE_SIDE
-            )
+            spread = self.elastic * 2 / IMAGE_SIDE
+            coarse = torch.randn(n * 2, ELASTIC_GRID**2, device=device, dtype=torch.float32) * spread
             grid = grid + coarse @ _upsample_matrix(device)
         x = images.reshape(n, 1, IMAGE_SIDE, IMAGE_SIDE)
-        grid = grid.reshape(n, 2, IMAGE_SIDE, IMAGE_SIDE).permute(
-            0, 2, 3, 1
-        )  # [n, 28, 28, (x, y)] as grid_sample takes it
+        grid = grid.reshape(n, 2, IMAGE_SIDE, IMAGE_SIDE).permute(0, 2, 3, 1)  # [n, 28, 28, (x, y)] for grid_sample
         # zeros padding = black background moving in; bilinear keeps pixels inside [0, 1]
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return out.reshape(n, IMAGE_SIDE * IMAGE_SIDE)
+        return out.reshape(n, INPUT_SIZE)
