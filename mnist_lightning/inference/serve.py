@@ -140,7 +140,7 @@ def create_app(onnx: str | Path, data_dir: str | Path | None = None, max_body: i
     async def predict(request: Request, include_input: bool = False) -> dict:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json" and not kind.startswith("image/") and kind != "application/octet-stream":
-            raise HTTPException(415, "send a PNG/JPEG (Content-Type image/png ...) or JSON 784 pixel values")
+            raise HTTPException(415, f"send a PNG/JPEG (Content-Type image/png ...) or JSON {INPUT_SIZE} pixel values")
         body = await read_body(request, max_body)
         if not body:
             raise HTTPException(400, "empty request body")

@@ -17,7 +17,7 @@ from mnist_lightning.common.errors import UserError
 
 Optimizer = Literal["adam", "adamw"]
 LrSchedule = Literal["constant", "onecycle", "cosine"]
-ARCHITECTURE = ("hidden_layers", "dropout", "standardize")  # what MyMNIST is built from: they fix its weights' keys
+ARCHITECTURE = ("hidden_layers", "dropout", "standardize")  # MyMNIST's arguments: its layers and what it computes
 
 
 def _option(default: Any, valid: Callable[[Any], bool] | None = None, rule: str = "", speed_only: bool = False) -> Any:
