@@ -23,9 +23,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from mnist_lightning import MNISTClassifier, MNISTDataModule
 from mnist_lightning.training.cli import MNISTCLI
-from mnist_lightning.training.data import MNISTDataModule
-from mnist_lightning.training.module import MNISTClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ("base", "best", "fast")

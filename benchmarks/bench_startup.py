@@ -88,7 +88,7 @@ def fit_worker(data: str) -> None:
     """The same run_cli that `python -m mnist_lightning fit` calls, plus a clock around the epoch."""
     import lightning as L
 
-    from mnist_lightning.training.cli import run_cli
+    from mnist_lightning import run_cli
 
     class Clock(L.Callback):
         def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

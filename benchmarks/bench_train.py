@@ -31,11 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 from machine_info import cpu_name  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
+from mnist_lightning import MyMNIST  # noqa: E402
+from mnist_lightning.common.contract import INPUT_SIZE, NUM_CLASSES  # noqa: E402
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
-from mnist_lightning.model.net import MyMNIST  # noqa: E402
+from mnist_lightning.model.options import DEFAULTS  # noqa: E402
 from mnist_lightning.training.data import load_split  # noqa: E402
 
-BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]
+BATCH, LR, HIDDEN = 128, DEFAULTS.lr, list(DEFAULTS.hidden_layers)  # the project's default model and optimizer
 
 
 def peak_rss_mb() -> float:
@@ -76,7 +78,7 @@ def run_tutorial(data_dir: str, epochs: int) -> dict:
 def run_plain(data_dir: str, epochs: int, fused: bool = True) -> dict:
     """(b) Plain PyTorch, data in memory, index-sliced shuffled batches; the same split, optimizer and
     validation pass as (c), so c/b is what Lightning costs."""
-    from mnist_lightning.training.data import MNISTDataModule
+    from mnist_lightning import MNISTDataModule
 
     torch.manual_seed(0)
     dm = MNISTDataModule(data_dir, download=False)
@@ -105,7 +107,7 @@ def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None =
     """(c) This project as users run it: the CLI with configs/base.yaml, validation, logging, checkpoints, bar."""
     import lightning as L
 
-    from mnist_lightning.training.cli import run_cli
+    from mnist_lightning import run_cli
 
     class Clock(L.Callback):
         def __init__(self) -> None:
@@ -209,12 +211,12 @@ def run_floor(data_dir: str, epochs: int) -> dict:
         best = min(best, (time.perf_counter() - start) / 5)
     gflops = 2 * 2048**3 / best / 1e9
     model = MyMNIST(HIDDEN)
-    x, y = torch.rand(BATCH, 784), torch.randint(0, 10, (BATCH,))
+    x, y = torch.rand(BATCH, INPUT_SIZE), torch.randint(0, NUM_CLASSES, (BATCH,))
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     step_flops = counter.get_total_flops()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.rand(1, 784))
+        model(torch.rand(1, INPUT_SIZE))
     sample_fwd = counter.get_total_flops()
     train_n, val_n = 55000, 5000
     epoch_flops = step_flops * train_n / BATCH + sample_fwd * val_n

@@ -51,7 +51,7 @@ def worker(case: str, data: str, root: Path, extra: list[str]) -> None:
     import lightning as L
     import torch
 
-    from mnist_lightning.training.cli import run_cli
+    from mnist_lightning import run_cli
 
     class EpochTimer(L.Callback):
         def __init__(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.errors import UserError, report_error
 
 # command -> (module, function taking the remaining arguments); anything else goes to the LightningCLI
 COMMANDS = {
@@ -35,8 +35,7 @@ def main(args: list[str] | None = None) -> int:
         # None: LightningCLI reads sys.argv itself (and does not warn about being given both)
         return getattr(importlib.import_module(module), function)(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
 
 
 def main_exit() -> None:

@@ -14,8 +14,8 @@ import onnx
 import pytest
 import torch
 
+from mnist_lightning import MyMNIST
 from mnist_lightning.commands import main
-from mnist_lightning.model.net import MyMNIST
 from tests.helpers.synthetic import make_mnist, small_args, write_idx
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnist_lightning import MNISTDataModule
 from mnist_lightning.commands import main
 from mnist_lightning.model.checkpoints import net_from_checkpoint
-from mnist_lightning.training.data import MNISTDataModule
 from tests.helpers.synthetic import small_args
 
 
@@ -92,7 +92,7 @@ def test_validate_and_test_from_best_checkpoint(stage: str, trained_run: Path, d
 
 
 def test_predict_from_a_checkpoint_path(trained_run: Path, data_dir: Path) -> None:
-    from mnist_lightning.training.cli import run_cli
+    from mnist_lightning import run_cli
 
     ckpt = run_dir(trained_run) / "checkpoints" / "last.ckpt"
     cli = run_cli(

@@ -23,7 +23,7 @@ LOAD_WITHOUT_LIGHTNING = """
 import sys
 import numpy as np
 import torch
-from mnist_lightning.model.net import MyMNIST
+from mnist_lightning import MyMNIST
 
 net = MyMNIST.load(sys.argv[1])
 net.eval()

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mnist_lightning.model.net import MyMNIST
+from mnist_lightning import MyMNIST
 
 
 @pytest.mark.parametrize("shape", [(5, 784), (5, 28, 28), (5, 1, 28, 28)])

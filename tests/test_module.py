@@ -3,8 +3,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from mnist_lightning import MNISTClassifier
 from mnist_lightning.commands import main
-from mnist_lightning.training.module import MNISTClassifier
 from tests.helpers.synthetic import small_args
 
 

@@ -1,5 +1,5 @@
 """The direct MyMNIST -> ONNX writer: the same graph and outputs as torch's dynamo exporter, and an `export`
-command that never imports Lightning (the start-up cost #12 removed)."""
+command that never imports Lightning."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mnist_lightning.model.net import MyMNIST
+from mnist_lightning import MyMNIST
 from mnist_lightning.model.onnx import _dynamo_export, cpu_float_copy, export_onnx, mymnist_graph
 from tests.helpers.import_blocker import blocked_env
 

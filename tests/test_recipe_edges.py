@@ -9,9 +9,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.optim.lr_scheduler import OneCycleLR
 
+from mnist_lightning import run_cli
 from mnist_lightning.commands import main
 from mnist_lightning.training.augment import BatchAugment
-from mnist_lightning.training.cli import run_cli
 from mnist_lightning.training.module import onecycle_pct_start
 from mnist_lightning.training.rank_seeds import rank_seed
 from tests.helpers.synthetic import small_args

@@ -13,13 +13,12 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
 
+from mnist_lightning import MNISTClassifier, MNISTDataModule, run_cli
 from mnist_lightning.commands import main
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.model.checkpoints import load_checkpoint, net_from_checkpoint
 from mnist_lightning.model.net import MNIST_MEAN, MNIST_STD, MyMNIST
-from mnist_lightning.training.cli import run_cli
-from mnist_lightning.training.data import MNISTDataModule
-from mnist_lightning.training.module import MNISTClassifier, warmup_cosine
+from mnist_lightning.training.module import warmup_cosine
 from tests.helpers.synthetic import small_args
 
 CONFIGS = Path(__file__).parents[1] / "configs"

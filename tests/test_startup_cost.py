@@ -1,4 +1,4 @@
-"""Work a command skips because its result never needs it (#12): `predict` on people's own images does not
+"""Work a command skips because its result never needs it: `predict` on people's own images does not
 decode MNIST's 70,000 images; `predict` on the test set still does."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.errors import EXIT_USER_ERROR, UserError, report_error
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
@@ -65,12 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         print("usage: python -m mnist_lightning.common.inspect_run RUN_DIR...", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     try:
         print("\n\n".join(describe(a) for a in args))
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return report_error(err)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.errors import UserError
 
 LOG_NAME = "lightning_logs"  # Lightning's default logger folder
@@ -18,7 +19,7 @@ LAST_NAME = "last.ckpt"
 ONNX_NAME = "mnist.onnx"
 BEST_PREFIX = "best-"
 # file name of the best checkpoint; '/' inside the braces is the metric key, not a folder
-BEST_FILENAME = BEST_PREFIX + "epoch{epoch:02d}-acc{val/acc:.4f}"
+BEST_FILENAME = BEST_PREFIX + "epoch{epoch:02d}-acc{" + MONITOR + ":.4f}"
 TRAIN_HINT = "train first (python -m mnist_lightning fit --config configs/base.yaml)"
 
 

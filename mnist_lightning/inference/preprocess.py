@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mnist_lightning.common.contract import IMAGE_SIDE, INPUT_SIZE
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -61,16 +63,17 @@ def mnist_pixels(img: Image.Image, name: str = "image") -> np.ndarray:
     small = np.asarray(Image.fromarray(ink, mode="F").resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
     small = np.clip(small, 0.0, 1.0)
 
-    canvas = np.zeros((28, 28), dtype=np.float32)
-    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    canvas = np.zeros((IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
+    top, left = (IMAGE_SIDE - small.shape[0]) // 2, (IMAGE_SIDE - small.shape[1]) // 2
     canvas[top : top + small.shape[0], left : left + small.shape[1]] = small
     # shift so the centre of mass lands on the centre, as MNIST did (clamped so the digit stays in the frame)
     ys, xs = np.indices(canvas.shape)
     mass = canvas.sum()
-    dy = int(np.clip(round(13.5 - (ys * canvas).sum() / mass), -top, 28 - top - small.shape[0]))
-    dx = int(np.clip(round(13.5 - (xs * canvas).sum() / mass), -left, 28 - left - small.shape[1]))
+    centre = (IMAGE_SIDE - 1) / 2
+    dy = int(np.clip(round(centre - (ys * canvas).sum() / mass), -top, IMAGE_SIDE - top - small.shape[0]))
+    dx = int(np.clip(round(centre - (xs * canvas).sum() / mass), -left, IMAGE_SIDE - left - small.shape[1]))
     canvas = np.roll(canvas, (dy, dx), axis=(0, 1))
-    return canvas.reshape(784)
+    return canvas.reshape(INPUT_SIZE)
 
 
 def find_images(inputs: list[str | Path]) -> list[Path]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mnist_lightning.common.contract import IMAGE_SIDE, INPUT_SIZE
 from mnist_lightning.common.errors import UserError
 
 try:
@@ -51,8 +52,9 @@ def load_test_digits(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarra
     except (OSError, UserError) as err:
         print(f"note: 'try a test digit' is off: {err}", file=sys.stderr)
         return None
-    if images.shape[1:] != (28, 28) or len(images) != len(labels):
-        print(f"note: 'try a test digit' is off: {data_dir} holds no 28x28 images with labels", file=sys.stderr)
+    if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(images) != len(labels):
+        side = f"{IMAGE_SIDE}x{IMAGE_SIDE}"
+        print(f"note: 'try a test digit' is off: {data_dir} holds no {side} images with labels", file=sys.stderr)
         return None
     return images, labels
 
@@ -84,12 +86,17 @@ def parse_pixels(body: bytes) -> np.ndarray:
     try:
         pixels = np.asarray(data, dtype=np.float32)
     except (ValueError, TypeError):
-        raise HTTPException(422, "pixels must be a list of 784 numbers (or 28 lists of 28)") from None
-    if pixels.size != 784 or pixels.shape not in ((784,), (28, 28)):
-        raise HTTPException(422, f"pixels must be 784 numbers (or 28x28), got shape {list(pixels.shape)}")
+        raise HTTPException(
+            422, f"pixels must be a list of {INPUT_SIZE} numbers (or {IMAGE_SIDE} lists of {IMAGE_SIDE})"
+        ) from None
+    if pixels.size != INPUT_SIZE or pixels.shape not in ((INPUT_SIZE,), (IMAGE_SIDE, IMAGE_SIDE)):
+        shape = list(pixels.shape)
+        raise HTTPException(
+            422, f"pixels must be {INPUT_SIZE} numbers (or {IMAGE_SIDE}x{IMAGE_SIDE}), got shape {shape}"
+        )
     if not np.isfinite(pixels).all() or pixels.min() < 0.0 or pixels.max() > 1.0:
         raise HTTPException(422, "pixels must be finite numbers in [0, 1] (white digit on black)")
-    return pixels.reshape(784)
+    return pixels.reshape(INPUT_SIZE)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -133,7 +140,7 @@ def create_app(onnx: str | Path, data_dir: str | Path | None = None, max_body: i
     async def predict(request: Request, include_input: bool = False) -> dict:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json" and not kind.startswith("image/") and kind != "application/octet-stream":
-            raise HTTPException(415, "send a PNG/JPEG (Content-Type image/png ...) or JSON 784 pixel values")
+            raise HTTPException(415, f"send a PNG/JPEG (Content-Type image/png ...) or JSON {INPUT_SIZE} pixel values")
         body = await read_body(request, max_body)
         if not body:
             raise HTTPException(400, "empty request body")
@@ -152,7 +159,7 @@ def create_app(onnx: str | Path, data_dir: str | Path | None = None, max_body: i
             index = int(rng.integers(len(labels)))
         if not 0 <= index < len(labels):
             raise HTTPException(422, f"index must be in [0, {len(labels)})")
-        pixels = images[index].reshape(784).astype(np.float32) / 255.0
+        pixels = images[index].reshape(INPUT_SIZE).astype(np.float32) / 255.0
         return {"index": index, "label": int(labels[index]), **answer(model, pixels, with_input=True)}
 
     return app

@@ -11,6 +11,9 @@ import torch
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.model.net import PT_FORMAT, MyMNIST
+from mnist_lightning.model.options import architecture
+
+VAL_ACC_KEY = "val_acc"  # in checkpoints: the val/acc at the time it was saved (OnnxExport writes it)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -77,10 +80,9 @@ def _check_container(path: Path) -> None:
 def net_from_checkpoint(path: str | Path) -> tuple[MyMNIST, dict[str, Any]]:
     """The float32 CPU MyMNIST stored in a MNISTClassifier checkpoint, and that checkpoint's dict."""
     ckpt = load_checkpoint(path)
-    hparams = ckpt.get("hyper_parameters", {})
-    hidden = list(hparams.get("hidden_layers", [256, 32]))
-    # dropout shifts the layer indices (state_dict keys); standardize is part of the exported computation
-    net = MyMNIST(hidden, dropout=float(hparams.get("dropout", 0.0)), standardize=bool(hparams.get("standardize")))
+    arguments = architecture(ckpt.get("hyper_parameters", {}))
+    hidden = arguments["hidden_layers"]
+    net = MyMNIST(**arguments)
     weights = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     try:
         net.load_state_dict(weights)
@@ -116,12 +118,7 @@ def saved_checkpoint_folder(ckpt: dict[str, Any]) -> str | None:
     return None
 
 
-def checkpoint_val_acc(ckpt: dict[str, Any], path: Path) -> float | None:
-    """The ``val/acc`` of this very checkpoint: stored in it, or else known when it is the run's best."""
-    if ckpt.get("val_acc") is not None:
-        return float(ckpt["val_acc"])
-    for key, state in ckpt.get("callbacks", {}).items():
-        best = state.get("best_model_path") if "ModelCheckpoint" in key else None
-        if best and Path(best).name == path.name and state.get("best_model_score") is not None:
-            return float(state["best_model_score"])
-    return None
+def checkpoint_val_acc(ckpt: dict[str, Any]) -> float | None:
+    """The ``val/acc`` of this very checkpoint (None when it was saved before any validation)."""
+    value = ckpt.get(VAL_ACC_KEY)
+    return None if value is None else float(value)

@@ -47,7 +47,7 @@ def export_main(argv: list[str]) -> Path:
     output = Path(args.output) if args.output else export_path(ckpt_path)
     written = []
     if args.format in ("onnx", "both"):
-        score = checkpoint_val_acc(ckpt, ckpt_path)
+        score = checkpoint_val_acc(ckpt)
         written.append(export_onnx(net, output, onnx_metadata(ckpt, str(ckpt_path), score)))
     if args.format in ("pt", "both"):
         # --format pt --output X writes X itself; otherwise the .pt takes the ONNX file's name (mnist.pt, mnist-last.pt)

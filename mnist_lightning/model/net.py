@@ -14,13 +14,9 @@ import torch
 from torch import nn
 
 from mnist_lightning.common.atomic import replace_atomically
-from mnist_lightning.common.contract import INPUT_CONVENTION
+from mnist_lightning.common.contract import INPUT_CONVENTION, INPUT_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
 from mnist_lightning.common.errors import UserError
 
-INPUT_SIZE = 28 * 28
-NUM_CLASSES = 10
-# pixel mean and std of the 60k MNIST training images, pixels in [0, 1]
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 PT_FORMAT = "mnist-lightning MyMNIST v1"  # the "format" entry of every mnist.pt
 
 

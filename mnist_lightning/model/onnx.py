@@ -16,8 +16,18 @@ import torch
 from torch import nn
 
 from mnist_lightning.common.atomic import replace_atomically
-from mnist_lightning.common.contract import DOC_STRING, INPUT_CONVENTION, INPUT_NAME, LABELS, OUTPUT_NAME
-from mnist_lightning.model.net import INPUT_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES, MyMNIST
+from mnist_lightning.common.contract import (
+    DOC_STRING,
+    INPUT_CONVENTION,
+    INPUT_NAME,
+    INPUT_SIZE,
+    LABELS,
+    MNIST_MEAN,
+    MNIST_STD,
+    NUM_CLASSES,
+    OUTPUT_NAME,
+)
+from mnist_lightning.model.net import MyMNIST
 
 if TYPE_CHECKING:
     import onnx
@@ -33,7 +43,7 @@ def export_onnx(net: torch.nn.Module, path: str | Path, metadata: dict[str, str]
     path = Path(path)
     net = cpu_float_copy(net)
     with replace_atomically(path, where="--output folder") as tmp:
-        # MyMNIST is written directly (milliseconds); any other net goes through torch's dynamo exporter (seconds)
+        # MyMNIST is written directly, without the dynamo exporter's start-up; any other net goes through that exporter
         proto = mymnist_graph(net) or _dynamo_export(net)
         if metadata:
             proto.doc_string = metadata.pop("doc_string", proto.doc_string)
@@ -73,7 +83,7 @@ def verify_onnx(path: str | Path, net: torch.nn.Module, atol: float = 1e-4) -> N
         (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
         with torch.no_grad():
             want = net(x).numpy()
-        if got.shape != (n, 10) or not np.allclose(got, want, atol=atol, rtol=0):
+        if got.shape != (n, NUM_CLASSES) or not np.allclose(got, want, atol=atol, rtol=0):
             raise RuntimeError(f"ONNX output of {path} differs from PyTorch at batch {n}")
 
 

@@ -13,29 +13,29 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mnist_lightning.common.contract import IMAGE_SIDE, INPUT_SIZE
 from mnist_lightning.common.errors import UserError
 
-SIDE = 28
 ELASTIC_GRID = 4  # control points per side of the coarse random displacement field that is upsampled to 28x28
 
 
 @functools.cache
 def _base_grid(device: torch.device) -> torch.Tensor:
     """``[784, 3]`` rows ``(x, y, 1)``: pixel centres in [-1, 1], row by row (``affine_grid``, align_corners=False)."""
-    centres = (torch.arange(SIDE, dtype=torch.float32) * 2 + 1) / SIDE - 1
+    centres = (torch.arange(IMAGE_SIDE, dtype=torch.float32) * 2 + 1) / IMAGE_SIDE - 1
     y, x = torch.meshgrid(centres, centres, indexing="ij")
-    return torch.stack([x.flatten(), y.flatten(), torch.ones(SIDE * SIDE, dtype=torch.float32)], 1).to(device)
+    return torch.stack([x.flatten(), y.flatten(), torch.ones(INPUT_SIZE, dtype=torch.float32)], 1).to(device)
 
 
 @functools.cache
 def _upsample_matrix(device: torch.device) -> torch.Tensor:
     """``[G*G, 784]``: bilinear upsampling (align_corners=True) of a GxG field to 28x28, as one matrix."""
-    pos = torch.linspace(0, ELASTIC_GRID - 1, SIDE, dtype=torch.float32)  # float32 whatever the default dtype
+    pos = torch.linspace(0, ELASTIC_GRID - 1, IMAGE_SIDE, dtype=torch.float32)  # float32 whatever the default dtype
     low = pos.floor().clamp(max=ELASTIC_GRID - 2).long()
     frac = pos - low
-    weights = torch.zeros(SIDE, ELASTIC_GRID, dtype=torch.float32)
-    weights[torch.arange(SIDE), low] = 1 - frac
-    weights[torch.arange(SIDE), low + 1] = frac
+    weights = torch.zeros(IMAGE_SIDE, ELASTIC_GRID, dtype=torch.float32)
+    weights[torch.arange(IMAGE_SIDE), low] = 1 - frac
+    weights[torch.arange(IMAGE_SIDE), low + 1] = frac
     return torch.kron(weights, weights).T.contiguous().to(device)  # kron: row y*28+x, column gy*G+gx
 
 
@@ -80,20 +80,20 @@ class BatchAugment:
         def uniform(*shape: int) -> torch.Tensor:  # in [-1, 1); float32 even under a half-precision default dtype
             return torch.rand(*shape, device=device, dtype=torch.float32).mul_(2).sub_(1)
 
-        # affine_grid maps output to input coordinates in [-1, 1]: one pixel is 2 / SIDE wide
+        # affine_grid maps output to input coordinates in [-1, 1]: one pixel is 2 / IMAGE_SIDE wide
         angle = uniform(n) * math.radians(self.rotate)
         zoom = 1 + uniform(n) * self.scale
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        shift = uniform(n, 2) * (self.shift * 2 / SIDE)
+        shift = uniform(n, 2) * (self.shift * 2 / IMAGE_SIDE)
         theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-        # the sampling grid as two plain 2-D matmuls, [n*2, k] @ [k, 784] for (x, y) rows: F.affine_grid,
-        # F.interpolate and batched matmuls cost ~10x more on a CPU
+        # the sampling grid as two plain 2-D matmuls, [n*2, k] @ [k, 784] for (x, y) rows: the cheapest way on a CPU
         grid = theta.reshape(n * 2, 3) @ _base_grid(device).T
         if self.elastic > 0:
-            coarse = torch.randn(n * 2, ELASTIC_GRID**2, device=device, dtype=torch.float32) * (self.elastic * 2 / SIDE)
+            spread = self.elastic * 2 / IMAGE_SIDE
+            coarse = torch.randn(n * 2, ELASTIC_GRID**2, device=device, dtype=torch.float32) * spread
             grid = grid + coarse @ _upsample_matrix(device)
-        x = images.reshape(n, 1, SIDE, SIDE)
-        grid = grid.reshape(n, 2, SIDE, SIDE).permute(0, 2, 3, 1)  # [n, 28, 28, (x, y)] as grid_sample takes it
+        x = images.reshape(n, 1, IMAGE_SIDE, IMAGE_SIDE)
+        grid = grid.reshape(n, 2, IMAGE_SIDE, IMAGE_SIDE).permute(0, 2, 3, 1)  # [n, 28, 28, (x, y)] for grid_sample
         # zeros padding = black background moving in; bilinear keeps pixels inside [0, 1]
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return out.reshape(n, SIDE * SIDE)
+        return out.reshape(n, INPUT_SIZE)

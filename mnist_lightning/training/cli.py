@@ -24,6 +24,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mnist_lightning.common.contract import MONITOR
+from mnist_lightning.common.errors import report_error
 from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
@@ -40,8 +42,7 @@ from mnist_lightning.training.module import MNISTClassifier
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still
-# moves smoothly
+# Lightning's default bar redraws after every step, a sizeable part of a step this small; every 20 still moves smoothly
 BAR_REFRESH = 20
 DEFAULT_BAR = {"class_path": "lightning.pytorch.callbacks.TQDMProgressBar", "init_args": {"refresh_rate": BAR_REFRESH}}
 DEFAULT_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
@@ -87,7 +88,7 @@ class MNISTCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/acc",
+                "checkpoint.monitor": MONITOR,
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": False,  # last.ckpt is ResumeCheckpoint's, written every epoch
                 "checkpoint.filename": BEST_FILENAME,
@@ -172,7 +173,7 @@ class MNISTCLI(LightningCLI):
         export = next((c for c in trainer.callbacks if isinstance(c, OnnxExport)), None)
         lines = ["", "Training finished."]
         if ckpt is not None and ckpt.best_model_path:
-            lines.append(f"  best checkpoint : {ckpt.best_model_path} (val/acc {float(ckpt.best_model_score):.4f})")
+            lines.append(f"  best checkpoint : {ckpt.best_model_path} ({MONITOR} {float(ckpt.best_model_score):.4f})")
         last = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
         if last is not None and last.path is not None and last.path.is_file():
             lines.append(f"  last checkpoint : {last.path}")
@@ -240,8 +241,7 @@ def lightning_main(args: list[str] | None = None) -> int:
     try:
         run_cli(args)
     except argparse.ArgumentError as err:
-        print(f"error: {config_error_message(err, sys.argv[1:] if args is None else args)}", file=sys.stderr)
-        return 2
+        return report_error(config_error_message(err, sys.argv[1:] if args is None else args))
     except SIGTERMException as stop:  # GracefulStop saved a checkpoint and printed how to resume
         return stop.code if isinstance(stop.code, int) else 1
     return 0

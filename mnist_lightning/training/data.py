@@ -151,7 +151,7 @@ class MNISTDataModule(L.LightningDataModule):
         if self.splits:
             return  # decoded once per process, whatever the number of stages run
         if stage == "predict" and self.predict_images is not None:
-            return  # predicting people's own images: MNIST's 70,000 need not be decoded (~0.5 s)
+            return  # predicting people's own images: MNIST's 70,000 need not be decoded
         raw = ensure_raw_files(self.hparams.data_dir, download=False, verify_md5=False)
         images, labels = load_split(raw, "train")
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))

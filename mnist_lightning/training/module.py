@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import fields
 from functools import partial
-from typing import Literal
 
 import lightning as L
 import torch
@@ -17,8 +17,10 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnist_lightning.common.contract import INPUT_SIZE, NUM_CLASSES
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.model.net import INPUT_SIZE, NUM_CLASSES, MyMNIST
+from mnist_lightning.model.net import MyMNIST
+from mnist_lightning.model.options import DEFAULTS, LrSchedule, ModelOptions, Optimizer, architecture
 from mnist_lightning.training.augment import BatchAugment
 from mnist_lightning.training.rank_seeds import seed_rank
 
@@ -31,51 +33,38 @@ class MNISTClassifier(L.LightningModule):
 
     def __init__(
         self,
-        hidden_layers: Sequence[int] = (256, 32),
-        lr: float = 1e-3,
-        fused_adam: bool = True,
-        compile: bool = False,
-        optimizer: Literal["adam", "adamw"] = "adam",
-        weight_decay: float = 0.0,
-        lr_schedule: Literal["constant", "onecycle", "cosine"] = "constant",
-        warmup: float = 0.0,
-        label_smoothing: float = 0.0,
-        dropout: float = 0.0,
-        standardize: bool = False,
-        augment_shift: float = 0.0,
-        augment_rotate: float = 0.0,
-        augment_scale: float = 0.0,
-        augment_elastic: float = 0.0,
+        hidden_layers: Sequence[int] = DEFAULTS.hidden_layers,
+        lr: float = DEFAULTS.lr,
+        fused_adam: bool = DEFAULTS.fused_adam,
+        compile: bool = DEFAULTS.compile,
+        optimizer: Optimizer = DEFAULTS.optimizer,
+        weight_decay: float = DEFAULTS.weight_decay,
+        lr_schedule: LrSchedule = DEFAULTS.lr_schedule,
+        warmup: float = DEFAULTS.warmup,
+        label_smoothing: float = DEFAULTS.label_smoothing,
+        dropout: float = DEFAULTS.dropout,
+        standardize: bool = DEFAULTS.standardize,
+        augment_shift: float = DEFAULTS.augment_shift,
+        augment_rotate: float = DEFAULTS.augment_rotate,
+        augment_scale: float = DEFAULTS.augment_scale,
+        augment_elastic: float = DEFAULTS.augment_elastic,
     ) -> None:
         """Defaults are the tutorial's recipe; see ``configs/best.yaml`` and ``configs/fast.yaml`` for tuned ones.
 
+        The options, their defaults and checks are :class:`ModelOptions`; this signature is what LightningCLI reads.
         ``lr_schedule``: "onecycle" (torch's OneCycleLR peaking at ``lr`` after a ``warmup`` fraction of the steps,
         with momentum cycling) or "cosine" (linear warmup over a ``warmup`` fraction, then cosine decay to 0), both
         stepped per batch. ``standardize`` and ``dropout`` live inside MyMNIST (see there); the ``augment_*``
         amounts (see :class:`BatchAugment`) warp training batches only.
         """
         super().__init__()
-        hidden_layers = list(hidden_layers)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden_layers):
-            raise UserError(
-                f"model.hidden_layers must be positive integers (one width per hidden layer), got {hidden_layers}; "
-                "e.g. --model.hidden_layers '[256, 32]'."
-            )
-        if not lr > 0:
-            raise UserError(f"model.lr must be > 0, got {lr}; e.g. --model.lr 0.001.")
-        _check_options(optimizer, weight_decay, lr_schedule, warmup, label_smoothing, dropout)
-        self.augment = BatchAugment(augment_shift, augment_rotate, augment_scale, augment_elastic)
-        # plain types only, so checkpoints load with torch.load(weights_only=True)
-        hparams = {"hidden_layers": hidden_layers, "lr": float(lr), "fused_adam": bool(fused_adam)}
-        hparams |= {"compile": bool(compile), "optimizer": str(optimizer), "weight_decay": float(weight_decay)}
-        hparams |= {"lr_schedule": str(lr_schedule), "warmup": float(warmup), "label_smoothing": float(label_smoothing)}
-        hparams |= {"dropout": float(dropout), "standardize": bool(standardize)}
-        hparams |= {f"augment_{k}": float(v) for k, v in vars(self.augment).items()}
+        hparams = ModelOptions.from_arguments(locals()).hparams()
+        self.augment = BatchAugment(**{f.name: hparams[f"augment_{f.name}"] for f in fields(BatchAugment)})
         self.save_hyperparameters(hparams)
         self.schedule: dict[str, int] | None = None  # the LR schedule's length, set by configure_optimizers
-        self.net = MyMNIST(hidden_layers, dropout=dropout, standardize=standardize)
-        if not compile:  # one image for the model summary to count FLOPs with (else it prints "0 Total Flops"); not
-            # under torch.compile, where that extra batch-1 forward would trigger a compilation of its own
+        self.net = MyMNIST(**architecture(hparams))
+        # the model summary counts FLOPs on this image (else "0 Total Flops"); under compile it would compile batch 1
+        if not hparams["compile"]:
             self.example_input_array = torch.zeros(1, INPUT_SIZE)
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
         # costs more than the step itself here. validate_args=False: the checks sync the host on every update.
@@ -95,14 +84,12 @@ class MNISTClassifier(L.LightningModule):
             seed_rank(self.trainer.global_rank)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.schedule is not None:  # read back by resume_checks.ScheduleGuard when the run is resumed
+        if self.schedule is not None:  # read back by resume_guard.ScheduleGuard when the run is resumed
             checkpoint[SCHEDULE_KEY] = self.schedule
 
     def on_fit_start(self) -> None:
         if self.device.type == "cpu" and not torch.cuda.is_available():
-            # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety on GPU hosts), which makes the CUDA check
-            # that Adam.step() runs on every step dlopen NVML and fail each time on a GPU-less host with a CUDA
-            # build of torch: ~40 us per step, for nothing. Without a GPU there is no CUDA context to protect.
+            # Lightning's PYTORCH_NVML_BASED_CUDA_CHECK=1 makes every Adam.step() retry NVML; no GPU: nothing to protect
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -161,7 +148,7 @@ class MNISTClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig | torch.optim.Optimizer:
         hp = self.hparams
-        # fused: one kernel for all parameters instead of ~10 small ops per tensor (about 2x faster steps on CPU)
+        # fused: one kernel for all parameters instead of several small ops per tensor
         cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
         opt = cls(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, fused=hp.fused_adam)
         if hp.lr_schedule == "constant":
@@ -203,19 +190,3 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
     return 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _check_options(
-    optimizer: str, weight_decay: float, lr_schedule: str, warmup: float, label_smoothing: float, dropout: float
-) -> None:
-    if optimizer not in ("adam", "adamw"):
-        raise UserError(f"model.optimizer must be 'adam' or 'adamw', got {optimizer!r}.")
-    if lr_schedule not in ("constant", "onecycle", "cosine"):
-        raise UserError(f"model.lr_schedule must be 'constant', 'onecycle' or 'cosine', got {lr_schedule!r}.")
-    if not weight_decay >= 0:
-        raise UserError(f"model.weight_decay must be >= 0, got {weight_decay}.")
-    for name, value in (("warmup", warmup), ("label_smoothing", label_smoothing), ("dropout", dropout)):
-        if not 0 <= value < 1:
-            raise UserError(f"model.{name} must be in [0, 1), got {value}.")
-    if lr_schedule == "onecycle" and not warmup > 0:
-        raise UserError("model.lr_schedule 'onecycle' needs model.warmup > 0 (the fraction of steps spent rising).")

@@ -21,6 +21,7 @@ from pathlib import Path
 import optuna
 from jsonargparse import Namespace
 
+from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import LOG_NAME
 from mnist_lightning.training.cli import run_cli
@@ -149,7 +150,7 @@ def finish(study: optuna.Study, storage_url: str, output: Path) -> None:
     if best is not None:
         written = write_best_config(best, output)
         if written is not None:
-            lines.append(f"Best trial {best.number} (val/acc {best.value:.4f}): config written to {written}")
+            lines.append(f"Best trial {best.number} ({MONITOR} {best.value:.4f}): config written to {written}")
             lines.append(f"  reproduce : python -m mnist_lightning fit --config {written}")
     else:
         lines.append("No trial has completed yet, so no best config was written.")

@@ -10,6 +10,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_lightning.common.atomic import replace_atomically
+from mnist_lightning.common.contract import MONITOR
 
 # trial user attributes written by the objective
 RUN_ATTR = "run_dir"
@@ -79,7 +80,7 @@ def write_best_config(trial: FrozenTrial, output: Path) -> Path | None:
     elif isinstance(logger, dict) and isinstance(logger.get("init_args"), dict):
         logger["init_args"].pop("version", None)  # the user's logger, in a new version of its own
     header = (
-        f"# Best trial ({trial.number}, val/acc {trial.value:.4f}) of the study that wrote this file;\n"
+        f"# Best trial ({trial.number}, {MONITOR} {trial.value:.4f}) of the study that wrote this file;\n"
         f"# reproduce it with: python -m mnist_lightning fit --config {output}\n"
     )
     with replace_atomically(output, "--tune.output") as tmp:

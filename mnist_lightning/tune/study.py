@@ -64,7 +64,8 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # workers sharing one file wait for its lock instead of failing at once
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    for attempt in range(5):
+    attempt = 0
+    while True:
         try:
             with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna; it is what we rely on
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -72,8 +73,8 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
         except Exception as err:  # noqa: BLE001 - two workers creating the same new database race on its tables
             if attempt == 4 or "already exists" not in str(err) and "UNIQUE" not in str(err):
                 raise UserError(f"cannot open the study storage {url} ({err}); check --tune.storage.") from None
-            time.sleep(0.5 + attempt)
-    raise AssertionError("unreachable")
+        time.sleep(0.5 + attempt)
+        attempt += 1
 
 
 def open_study(storage: BaseStorage, name: str, seed: int | None, startup: int, warmup: int) -> optuna.Study:

@@ -16,12 +16,11 @@ import lightning as L
 import optuna
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.training.cli import run_cli
 from mnist_lightning.tune.report import EPOCHS_ATTR, LOGGER_ATTR, RUN_ATTR, WORKER_ATTR
 from mnist_lightning.tune.space import SearchSpace, as_cli_args, with_fixed
-
-MONITOR = "val/acc"
 
 
 class SearchStopped(KeyboardInterrupt):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import lightning as L
 
+from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.layout import ONNX_NAME
-from mnist_lightning.model.checkpoints import net_from_checkpoint
+from mnist_lightning.model.checkpoints import VAL_ACC_KEY, net_from_checkpoint
 from mnist_lightning.model.export_command import torch_file_for
 from mnist_lightning.model.onnx import cpu_float_copy, export_onnx, onnx_metadata
 
@@ -23,8 +24,8 @@ class OnnxExport(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         # each checkpoint's own val/acc (last.ckpt's is not the run's best), for the ONNX metadata of any later export
-        if (acc := trainer.callback_metrics.get("val/acc")) is not None:
-            checkpoint["val_acc"] = float(acc)
+        if (acc := trainer.callback_metrics.get(MONITOR)) is not None:
+            checkpoint[VAL_ACC_KEY] = float(acc)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.enabled or trainer.sanity_checking:

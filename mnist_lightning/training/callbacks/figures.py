@@ -7,6 +7,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
+from mnist_lightning.common.contract import IMAGE_SIDE
+
 CELL = 34  # pixels per confusion-matrix cell: room for a 4-digit count
 WHITE, BLUE, RED = np.array([255, 255, 255]), np.array([33, 102, 172]), np.array([178, 24, 43])
 
@@ -54,8 +56,8 @@ def confusion_image(matrix: torch.Tensor, title: str) -> np.ndarray:
 
 def _tile(pixels: torch.Tensor, caption: str, scale: int = 3) -> torch.Tensor:
     """One 28x28 digit, enlarged, with a caption strip under it, as uint8 [3, H, W]."""
-    side = 28 * scale
-    digit = (pixels.detach().float().cpu().reshape(28, 28).clamp(0, 1) * 255).round().byte().numpy()
+    side = IMAGE_SIDE * scale
+    digit = (pixels.detach().float().cpu().reshape(IMAGE_SIDE, IMAGE_SIDE).clamp(0, 1) * 255).round().byte().numpy()
     tile = Image.new("RGB", (side, side + 16), "black")
     tile.paste(Image.fromarray(digit, mode="L").resize((side, side), Image.Resampling.NEAREST).convert("RGB"))
     ImageDraw.Draw(tile).text((side // 2, side + 2), caption, fill=(255, 210, 0), font=_font(12), anchor="mt")

@@ -39,10 +39,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     if "cuda" in state and torch.cuda.is_available():
-        if isinstance(state["cuda"], torch.Tensor):
-            torch.cuda.set_rng_state(state["cuda"])
-        else:  # checkpoints from before per-rank states held every device's, as rank 0 saw them
-            torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def rng_states_of_all_ranks(trainer: L.Trainer) -> list[dict[str, Any]]:
@@ -155,7 +152,3 @@ class ResumeCheckpoint(Checkpoint):
         # in last.ckpt; also covers epochs without validation
         if not self._skip(trainer):
             self.save(trainer, epoch_end=True)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "rng" in state_dict:  # a checkpoint from before RNG_KEY: rank 0's state only
-            set_rng_state(state_dict["rng"])

@@ -14,11 +14,11 @@ import lightning as L
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import run_of_checkpoint
+from mnist_lightning.model.options import NAMES, SPEED_ONLY
 from mnist_lightning.training.module import SCHEDULE_KEY
 
-# settings that change what is trained or how; compile and fused_adam only change how fast (hidden_layers has
-# its own message in checkpoints.check_checkpoint)
-IGNORED = {"compile", "fused_adam", "hidden_layers"}
+# options a resume may change: those that only change how fast, and hidden_layers (check_checkpoint's own message)
+IGNORED = SPEED_ONLY | {"hidden_layers"}
 
 
 def _same(saved: Any, wanted: Any) -> bool:
@@ -38,9 +38,9 @@ def check_resume_settings(path: Path, ckpt: dict[str, Any], model: Any) -> None:
     (``path``'s contents, already read by ``check_checkpoint``)."""
     saved = ckpt.get("hyper_parameters", {})
     diffs = [
-        (name, value, model.get(name))
-        for name, value in saved.items()
-        if name not in IGNORED and name in model and not _same(value, model.get(name))
+        (name, saved[name], model.get(name))
+        for name in NAMES
+        if name not in IGNORED and name in saved and name in model and not _same(saved[name], model.get(name))
     ]
     if not diffs:
         return
@@ -72,7 +72,7 @@ class ScheduleGuard(L.Callback):
         self._config: tuple[Path, bytes] | None = None
 
     def resume_from(self, path: Path, ckpt: dict[str, Any]) -> None:
-        """The checkpoint ``fit`` resumes from, already read (None in its record: no schedule, or an older one)."""
+        """The checkpoint ``fit`` resumes from, already read (None in its record: a constant LR, no schedule)."""
         self.ckpt_path, self._resumed = path, ckpt.get(SCHEDULE_KEY)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

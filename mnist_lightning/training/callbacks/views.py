@@ -15,9 +15,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from mnist_lightning.common.contract import INPUT_SIZE, MONITOR, NUM_CLASSES
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.model.checkpoints import checkpoint_val_acc, load_checkpoint
-from mnist_lightning.model.net import NUM_CLASSES
 from mnist_lightning.training.callbacks.figures import confusion_image, misclassified_grid
 
 # the HPARAMS tab's metric columns; each run's value is the last one logged under that tag
@@ -80,7 +80,7 @@ class TensorBoardViews(L.Callback):
 
     def _grid(self) -> Any:
         if not self._wrong:
-            return misclassified_grid(torch.zeros(0, 784), *(torch.zeros(0),) * 3)
+            return misclassified_grid(torch.zeros(0, INPUT_SIZE), *(torch.zeros(0),) * 3)
         images, labels, preds, conf = (torch.cat(parts) for parts in zip(*self._wrong, strict=True))
         order = conf.argsort(descending=True)[: self.misclassified]
         return misclassified_grid(images[order], labels[order], preds[order], conf[order])
@@ -124,7 +124,7 @@ class TensorBoardViews(L.Callback):
         if ckpt is not None and ckpt.best_model_score is not None:
             score = float(ckpt.best_model_score)
         else:
-            score = float(trainer.callback_metrics.get("val/acc", float("nan")))
+            score = float(trainer.callback_metrics.get(MONITOR, float("nan")))
         for tb in _tensorboards(trainer):
             # TensorBoard takes a run's metric columns from its first HPARAMS record: hp/test_acc is NaN (not
             # tested yet) until a `test` of this run logs it
@@ -136,11 +136,7 @@ class TensorBoardViews(L.Callback):
             return
         if "test/acc" not in trainer.callback_metrics:
             return
-        val = (
-            checkpoint_val_acc(load_checkpoint(trainer.ckpt_path), Path(trainer.ckpt_path))
-            if trainer.ckpt_path
-            else None
-        )
+        val = checkpoint_val_acc(load_checkpoint(trainer.ckpt_path)) if trainer.ckpt_path else None
         # both columns, as at the end of fit (a run folder's first HPARAMS record fixes them)
         metrics = {
             "hp/best_val_acc": float("nan") if val is None else val,
