@@ -28,6 +28,7 @@ from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_check
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
 from mnist_lightning.training.accelerators import check_accelerator
+from mnist_lightning.training.batch_limits import MNISTTrainer
 from mnist_lightning.training.callbacks.export import OnnxExport
 from mnist_lightning.training.callbacks.graceful_stop import GracefulStop
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
@@ -225,6 +226,7 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | Non
     return MNISTCLI(
         MNISTClassifier,
         MNISTDataModule,
+        trainer_class=MNISTTrainer,  # `--trainer.limit_train_batches 1` is one batch, not the whole epoch
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
