@@ -162,7 +162,8 @@ def test_a_configured_progress_bar_is_kept_as_configured(data_dir: Path, tmp_pat
     bars = _bars(cli)
     assert [b.refresh_rate for b in bars] == [1] and cli.trainer.progress_bar_callback is bars[0]
     # and with the bar switched off there is none, not a clash with the default one
-    cli = run_cli(["fit", *small_args(data_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1")])
+    off = small_args(data_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1")
+    cli = run_cli(["fit", *off, "--trainer.default_root_dir", str(tmp_path / "off")])
     assert _bars(cli) == [] and cli.trainer.progress_bar_callback is None
 
 

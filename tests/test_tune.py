@@ -221,3 +221,17 @@ def test_the_shipped_spaces_fit_their_configs(name: str) -> None:
     config = check_against_cli(["--config", str(ROOT / "configs" / f"{name}.yaml")], space)  # raises if not
     assert {p.name.split(".")[0] for p in space.params} <= {"model", "data", "trainer"}
     assert config.trainer.max_epochs == space.fixed["trainer.max_epochs"]
+
+
+def test_a_missing_database_driver_is_named_with_its_install_command(
+    data_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # SQLAlchemy reads postgresql:// with psycopg 3; without it Optuna only said "Failed to import DB access module"
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # an import of it fails, as when it is not installed
+    space = write_space(tmp_path / "space.yaml", SPACE)
+    url = "postgresql://optuna@127.0.0.1:1/optuna"
+    assert main(tune_args(data_dir, tmp_path, space, "--tune.storage", url, "--tune.n_trials", "1")) == 2
+    err = capsys.readouterr().err
+    assert "'psycopg', which is not installed" in err and 'pip install "psycopg[binary]"' in err
+    assert "postgresql+psycopg2://" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("**/*.ckpt"))

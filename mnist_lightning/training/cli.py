@@ -28,13 +28,24 @@ from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.errors import report_error
 from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.common.mnist_files import FILES, raw_folder
-from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
+from mnist_lightning.model.checkpoints import (
+    check_checkpoint,
+    checkpoint_val_acc,
+    load_checkpoint,
+    saved_checkpoint_folder,
+)
 from mnist_lightning.training.accelerators import check_accelerator
+from mnist_lightning.training.batch_limits import MNISTTrainer
 from mnist_lightning.training.callbacks.export import OnnxExport
 from mnist_lightning.training.callbacks.graceful_stop import GracefulStop
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
-from mnist_lightning.training.callbacks.resume_guard import ScheduleGuard, check_resume_settings
+from mnist_lightning.training.callbacks.resume_guard import (
+    ScheduleGuard,
+    check_resume_length,
+    check_resume_settings,
+    stop_note,
+)
 from mnist_lightning.training.callbacks.views import TensorBoardViews
 from mnist_lightning.training.config_errors import config_error_message
 from mnist_lightning.training.data import MNISTDataModule
@@ -68,6 +79,7 @@ class MNISTCLI(LightningCLI):
         self.argv = list(cli_args) if isinstance(cli_args, list) else sys.argv[1:]  # for the resume hint
         self.resume_from: Path | None = None
         self.evaluated: Path | None = None  # the checkpoint a validate/test/predict run reads
+        self.resumed_step: int | None = None  # global_step of the checkpoint fit resumes from
         hide_known_noise()
         self.schedule_guard = ScheduleGuard()  # told the checkpoint in parse_arguments
         defaults = dict(kwargs.pop("trainer_defaults", None) or {})
@@ -118,8 +130,9 @@ class MNISTCLI(LightningCLI):
             self.config[sub].ckpt_path = str(path)
             if sub == "fit":
                 check_resume_settings(path, ckpt, self.config[sub].model)
+                check_resume_length(path, ckpt, self.config[sub].trainer)
                 self.schedule_guard.resume_from(path, ckpt)
-                self.resume_from = path
+                self.resume_from, self.resumed_step = path, int(ckpt.get("global_step", 0))
             else:
                 self.evaluated = path
                 # evaluation reads the checkpoint callback's state from the folder it saved in, instead of being
@@ -172,10 +185,17 @@ class MNISTCLI(LightningCLI):
         ckpt = trainer.checkpoint_callback
         export = next((c for c in trainer.callbacks if isinstance(c, OnnxExport)), None)
         lines = ["", "Training finished."]
-        if ckpt is not None and ckpt.best_model_path:
-            lines.append(f"  best checkpoint : {ckpt.best_model_path} ({MONITOR} {float(ckpt.best_model_score):.4f})")
         last = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
-        if last is not None and last.path is not None and last.path.is_file():
+        trained_here = last is not None and last.path is not None  # not in ddp_spawn's launching process
+        if trained_here and (note := stop_note(trainer, self.resumed_step, last.stopped_at)):
+            lines.append(f"  {note}")
+        if ckpt is not None and ckpt.best_model_path:
+            score = ckpt.best_model_score
+            if score is None:  # ddp_spawn's workers keep the score (only the path comes back); the file has it
+                score = checkpoint_val_acc(load_checkpoint(ckpt.best_model_path))
+            shown = "" if score is None else f" ({MONITOR} {float(score):.4f})"
+            lines.append(f"  best checkpoint : {ckpt.best_model_path}{shown}")
+        if trained_here and last.path.is_file():
             lines.append(f"  last checkpoint : {last.path}")
         if export is not None and export.path is not None:
             lines.append(f"  ONNX model      : {export.path}")
@@ -226,6 +246,7 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | Non
     return MNISTCLI(
         MNISTClassifier,
         MNISTDataModule,
+        trainer_class=MNISTTrainer,  # `--trainer.limit_train_batches 1` is one batch, not the whole epoch
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,

@@ -173,7 +173,8 @@ class MNISTDataModule(L.LightningDataModule):
             len(labels),
             self.hparams.batch_size if train else self.hparams.eval_batch_size,
             seed=self.seed,
-            shuffle=train,
+            # overfit_batches: the same first batches every epoch (Lightning turns shuffling off for DataLoaders)
+            shuffle=train and not (trainer and trainer.overfit_batches > 0),
             rank=trainer.global_rank if trainer and train else 0,
             world_size=trainer.world_size if trainer and train else 1,
             device=trainer.strategy.root_device if trainer else "cpu",

@@ -34,6 +34,13 @@ def hide_known_noise() -> None:
         category=FutureWarning,
         module=re.escape("lightning.pytorch.utilities._pytree"),
     )
+    # overfit_batches: Lightning cannot see that the project's loader (no DataLoader) stops shuffling by itself
+    # (MNISTDataModule asks trainer.overfit_batches), and says it turns shuffling off, which it cannot do there
+    warnings.filterwarnings(
+        "ignore",
+        message="You requested to overfit but enabled (train|val) dataloader shuffling",
+        module=re.escape("lightning.pytorch.trainer.connectors.data_connector"),
+    )
     from lightning_utilities.core import rank_zero
 
     # rank_zero_info logs through this module's logger (Lightning points it at its own); filter there only

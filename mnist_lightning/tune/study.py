@@ -71,10 +71,35 @@ def open_storage(url: str, heartbeat: int) -> BaseStorage:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat or None)
         except Exception as err:  # noqa: BLE001 - two workers creating the same new database race on its tables
+            if isinstance(err, ImportError) and isinstance(err.__cause__, ImportError):
+                raise UserError(missing_driver(url, err.__cause__.name or str(err.__cause__))) from None
             if attempt == 4 or "already exists" not in str(err) and "UNIQUE" not in str(err):
                 raise UserError(f"cannot open the study storage {url} ({err}); check --tune.storage.") from None
         time.sleep(0.5 + attempt)
         attempt += 1
+
+
+# the database driver SQLAlchemy imports for a URL scheme, and how to get it
+DRIVERS = {
+    "psycopg": (
+        'pip install "psycopg[binary]"; '
+        "or pip install psycopg2-binary and write postgresql+psycopg2:// in --tune.storage"
+    ),
+    "psycopg2": "pip install psycopg2-binary",
+    "MySQLdb": "pip install mysqlclient; or pip install pymysql and write mysql+pymysql:// in --tune.storage",
+    "pymysql": "pip install pymysql",
+}
+
+
+def missing_driver(url: str, module: str) -> str:
+    scheme = url.split("://", 1)[0]
+    install = DRIVERS.get(
+        module, f"pip install {module}, or name an installed driver in --tune.storage ({scheme}+<driver>://)"
+    )
+    return (
+        f"cannot open the study storage {url}: SQLAlchemy reads {scheme}:// with the Python module {module!r}, "
+        f"which is not installed. Install it: {install}."
+    )
 
 
 def open_study(storage: BaseStorage, name: str, seed: int | None, startup: int, warmup: int) -> optuna.Study:

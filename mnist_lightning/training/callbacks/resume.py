@@ -52,6 +52,31 @@ def rng_states_of_all_ranks(trainer: L.Trainer) -> list[dict[str, Any]]:
     return states
 
 
+def _follow_moved_folder(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None:
+    """A run folder copied or moved elsewhere and resumed there: its ModelCheckpoint state names the old folder, so
+    Lightning would drop the best score and the best-k record (and leave the old best file beside a new one).
+    The state is read after every callback's on_load_checkpoint; here its paths are moved to the new folder."""
+    best = trainer.checkpoint_callback
+    if not isinstance(best, ModelCheckpoint) or best.dirpath is None or not trainer.ckpt_path:
+        return
+    new = os.path.normpath(best.dirpath)
+    if os.path.normpath(os.path.dirname(os.path.abspath(trainer.ckpt_path))) != new:
+        return  # resumed from a checkpoint outside the folder this run writes to: Lightning's own rule applies
+    state = checkpoint.get("callbacks", {}).get(best.state_key)
+    old = state.get("dirpath") if isinstance(state, dict) else None
+    if not old or os.path.normpath(old) == new:
+        return
+
+    def moved(path: Any) -> Any:
+        inside = isinstance(path, str) and path and os.path.dirname(os.path.normpath(path)) == os.path.normpath(old)
+        return os.path.join(best.dirpath, os.path.basename(path)) if inside else path
+
+    state["dirpath"] = best.dirpath
+    for name in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        state[name] = moved(state.get(name))
+    state["best_k_models"] = {moved(p): v for p, v in state.get("best_k_models", {}).items()}
+
+
 class ResumeCheckpoint(Checkpoint):
     """Writes ``<checkpoints>/last.ckpt`` at every epoch end, every N training steps and after mid-epoch validation.
 
@@ -70,6 +95,8 @@ class ResumeCheckpoint(Checkpoint):
         self.dirpath: Path | None = None
         self._with_metrics = False
         self._loader_states: list[dict[str, Any]] = []
+        self._stopped_early = False
+        self.stopped_at: tuple[int, int] | None = None  # (epoch, step) of a stop mid-epoch, saved to resume there
 
     @property
     def path(self) -> Path | None:
@@ -113,6 +140,7 @@ class ResumeCheckpoint(Checkpoint):
         states = checkpoint.get(RNG_KEY, [])
         if trainer.global_rank < len(states):  # with more ranks than the run had, the others keep a fresh stream
             set_rng_state(states[trainer.global_rank])
+        _follow_moved_folder(trainer, checkpoint)
         fit_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
         self._loader_states = list(fit_loop.get("combined_loader", []))
 
@@ -139,8 +167,14 @@ class ResumeCheckpoint(Checkpoint):
         # not on an epoch's last batch: resuming from there would skip that epoch's validation; the epoch-end
         # checkpoint follows right after anyway
         last = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
-        if n and trainer.global_step % n == 0 and not last and not self._skip(trainer):
+        # a stop requested mid-epoch (max_time's Timer runs before this callback) ends the epoch early and Lightning
+        # counts it as done: this mid-epoch checkpoint lets a resume finish that epoch, as after SIGTERM. Once only:
+        # short of min_epochs/min_steps Lightning trains on with should_stop set.
+        self._stopped_early = trainer.should_stop and not last and self.stopped_at is None
+        if (self._stopped_early or n and trainer.global_step % n == 0) and not last and not self._skip(trainer):
             self.save(trainer)
+            if self._stopped_early:
+                self.stopped_at = (trainer.current_epoch, trainer.global_step)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a validation inside the epoch (val_check_interval < 1); the one at the epoch end is covered below
@@ -150,5 +184,5 @@ class ResumeCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after validation and after the best-checkpoint callback (which saves here too), so that its new best is
         # in last.ckpt; also covers epochs without validation
-        if not self._skip(trainer):
+        if not self._skip(trainer) and not self._stopped_early:
             self.save(trainer, epoch_end=True)

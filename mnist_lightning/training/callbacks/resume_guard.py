@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
@@ -53,6 +54,47 @@ def check_resume_settings(path: Path, ckpt: dict[str, Any], model: Any) -> None:
         "continue the checkpoint's optimizer and schedule under the config's settings, a mix of both runs. Resume "
         f"with {_run_config(path)} (or add {flags}), or drop --ckpt_path to train these settings from scratch."
     )
+
+
+def epochs_trained(ckpt: dict[str, Any]) -> int:
+    """Whole epochs ``ckpt`` has finished (an epoch-end checkpoint counts its own epoch, a mid-epoch one does not)."""
+    progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return int(progress.get("processed", ckpt.get("epoch", 0)))
+
+
+def check_resume_length(path: Path, ckpt: dict[str, Any], trainer: Any) -> None:
+    """A resume may continue a run or find nothing left to do, but not end before the checkpoint's own epoch
+    (Lightning's MisconfigurationException from deep inside ``fit``, after the run's config.yaml was rewritten)."""
+    max_epochs, done = trainer.get("max_epochs"), epochs_trained(ckpt)
+    if max_epochs in (None, -1) or done <= max_epochs:
+        return
+    raise UserError(
+        f"checkpoint {path} has already trained {done} epochs, but --trainer.max_epochs is {max_epochs}: a resume "
+        f"continues a run and cannot make it shorter. Resume with --trainer.max_epochs {done + 1} or more to train "
+        f"on (--trainer.max_epochs {done} only re-exports it), or drop --ckpt_path to start a new {max_epochs}-epoch "
+        "run."
+    )
+
+
+def stop_note(trainer: L.Trainer, resumed_step: int | None, stopped_at: tuple[int, int] | None) -> str | None:
+    """One line for the end-of-fit summary when the run stopped before its epochs ran out, or never started."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    time_up = timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0
+    if resumed_step is not None and trainer.global_step == resumed_step:
+        if time_up:
+            why = "its --trainer.max_time is used up (Lightning's Timer counts the time trained before the resume)"
+        elif trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+            why = f"it has reached --trainer.max_steps {trainer.max_steps}"
+        else:
+            why = f"it has trained --trainer.max_epochs {trainer.max_epochs}"
+        return f"Nothing left to train: {why}; the summary below is of the checkpoint's run, re-exported."
+    if time_up and stopped_at is not None:
+        return (
+            f"Stopped by --trainer.max_time in epoch {stopped_at[0]} at step {stopped_at[1]}; last.ckpt "
+            "continues that epoch. Lightning's Timer counts the time already trained, so resume (--ckpt_path last) "
+            "with a larger --trainer.max_time, or without it."
+        )
+    return None
 
 
 class ScheduleGuard(L.Callback):

@@ -26,8 +26,9 @@ HP_METRICS = ("hp/best_val_acc", "hp/test_acc")
 
 class TensorBoardViews(L.Callback):
     """Per ``val``/``test`` epoch: ``{stage}/confusion_matrix`` and ``{stage}/misclassified`` images and
-    ``{stage}/acc_digit_0..9`` scalars; ``train/lr`` per epoch; hparams with ``hp/best_val_acc`` after ``fit``
-    and ``hp/test_acc`` after ``test`` (written into the tested checkpoint's own run, so one row per run)."""
+    ``{stage}/acc_digit_0..9`` scalars; ``train/lr`` every ``log_every_n_steps`` optimizer steps; hparams with
+    ``hp/best_val_acc`` after ``fit`` and ``hp/test_acc`` after ``test`` (written into the tested checkpoint's own
+    run, so one row per run)."""
 
     def __init__(self, enabled: bool = True, misclassified: int = 64, hparams: bool = True) -> None:
         if misclassified < 0:
@@ -106,7 +107,8 @@ class TensorBoardViews(L.Callback):
     # --- learning rate per step, as LearningRateMonitor(logging_interval="step") logs it, under one tag for every
     # recipe: the LR the coming optimizer step uses, on the steps (and at the step numbers) Lightning writes
     # train/loss_step, so that OneCycle and cosine show their per-step shape
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    # once per optimizer step, not per batch: with accumulate_grad_batches a step spans several batches
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if (trainer.global_step + 1) % trainer.log_every_n_steps or not self._active(trainer):
             return
         if not trainer.is_global_zero:
