@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mnist_lightning.commands import LIGHTNING_COMMANDS, program_name
 from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
@@ -39,7 +40,7 @@ from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
+SUBCOMMANDS = LIGHTNING_COMMANDS
 # Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still
 # moves smoothly
 BAR_REFRESH = 20
@@ -229,7 +230,11 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | Non
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
         # raise instead of printing the whole usage: lightning_main turns the error into one specific paragraph
-        parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}},
+        parser_kwargs={
+            "prog": program_name(),  # not __main__.py
+            "exit_on_error": False,
+            **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS},
+        },
         args=args,
         **kwargs,
     )
