@@ -114,8 +114,9 @@ def test_serve_runs_with_torch_blocked(entry: str, blocker: Path, trained_run: P
         with running_server(model, None, command=command, pythonpath=[str(blocker)]) as url:
             with urllib.request.urlopen(url + "health", timeout=10) as response:
                 assert json.load(response)["status"] == "ok"
+            stroke = [1.0 if 12 <= i % 28 <= 15 and 4 <= i // 28 <= 23 else 0.0 for i in range(784)]  # a "1"
             request = urllib.request.Request(
-                url + "predict", data=json.dumps([0.0] * 784).encode(), headers={"Content-Type": "application/json"}
+                url + "predict", data=json.dumps(stroke).encode(), headers={"Content-Type": "application/json"}
             )
             with urllib.request.urlopen(request, timeout=10) as response:
                 assert len(json.load(response)["probabilities"]) == 10
