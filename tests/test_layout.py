@@ -149,7 +149,7 @@ def test_trainer_is_composed_from_the_config(data_dir: Path, tmp_path: Path) -> 
     assert type(cli.trainer.strategy.checkpoint_io) is AtomicCheckpointIO
     saved = yaml.safe_load((tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text())
     # what ran is what config.yaml says
-    bars = [c for c in saved["trainer"]["callbacks"] if c["class_path"].endswith("TQDMProgressBar")]
+    bars = [c for c in saved["trainer"]["callbacks"] if c["class_path"].endswith("ProgressBar")]
     assert [b["init_args"]["refresh_rate"] for b in bars] == [BAR_REFRESH]
     assert saved["trainer"]["logger"]["class_path"].endswith("TensorBoardLogger")
     assert saved["trainer"]["logger"]["init_args"]["default_hp_metric"] is False

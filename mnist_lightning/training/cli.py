@@ -7,7 +7,7 @@ What this project adds to a plain LightningCLI, each through a public extension 
   ``--views.*``, ``--predictions.*``;
 - ``trainer_defaults``: atomic checkpoint files (``trainer.plugins``), and :class:`GracefulStop` (SIGTERM/Ctrl-C);
 - ``before_instantiate_classes``: the default logger (TensorBoard without its placeholder ``hp_metric``, continuing
-  a resumed run's folder), and a progress bar that redraws every ``BAR_REFRESH`` steps unless one is configured.
+  a resumed run's folder), and :class:`EpochProgressBar` (plain lines in a file) unless a bar is configured.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.commands import LIGHTNING_COMMANDS, program_name
@@ -32,6 +33,7 @@ from mnist_lightning.training.accelerators import check_accelerator
 from mnist_lightning.training.callbacks.export import OnnxExport
 from mnist_lightning.training.callbacks.graceful_stop import GracefulStop
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
+from mnist_lightning.training.callbacks.progress import BAR_REFRESH, EpochProgressBar
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
 from mnist_lightning.training.callbacks.resume_guard import ScheduleGuard, check_resume_settings
 from mnist_lightning.training.callbacks.views import TensorBoardViews
@@ -41,10 +43,10 @@ from mnist_lightning.training.module import MNISTClassifier
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 
 SUBCOMMANDS = LIGHTNING_COMMANDS
-# Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still
-# moves smoothly
-BAR_REFRESH = 20
-DEFAULT_BAR = {"class_path": "lightning.pytorch.callbacks.TQDMProgressBar", "init_args": {"refresh_rate": BAR_REFRESH}}
+DEFAULT_BAR = {
+    "class_path": f"{EpochProgressBar.__module__}.{EpochProgressBar.__name__}",
+    "init_args": {"refresh_rate": BAR_REFRESH},
+}
 DEFAULT_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
 
 
@@ -59,7 +61,7 @@ def _class(entry: Any) -> type | None:
 
 def _is_default_bar(entry: Any) -> bool:
     args = entry.get("init_args") if isinstance(entry, (dict, Namespace)) else None
-    return _class(entry) is TQDMProgressBar and args is not None and args.get("refresh_rate") == BAR_REFRESH
+    return _class(entry) is EpochProgressBar and args is not None and args.get("refresh_rate") == BAR_REFRESH
 
 
 class MNISTCLI(LightningCLI):
@@ -173,17 +175,21 @@ class MNISTCLI(LightningCLI):
         export = next((c for c in trainer.callbacks if isinstance(c, OnnxExport)), None)
         lines = ["", "Training finished."]
         if ckpt is not None and ckpt.best_model_path:
-            lines.append(f"  best checkpoint : {ckpt.best_model_path} (val/acc {float(ckpt.best_model_score):.4f})")
+            score = f"(val/acc {float(ckpt.best_model_score):.4f})"
+            lines.append(f"  best checkpoint : {shown_path(ckpt.best_model_path)} {score}")
         last = next((c for c in trainer.callbacks if isinstance(c, ResumeCheckpoint)), None)
         if last is not None and last.path is not None and last.path.is_file():
-            lines.append(f"  last checkpoint : {last.path}")
+            lines.append(f"  last checkpoint : {shown_path(last.path)}")
         if export is not None and export.path is not None:
-            lines.append(f"  ONNX model      : {export.path}")
+            lines.append(f"  ONNX model      : {shown_path(export.path)}")
         if export is not None and export.torch_path is not None:
-            lines.append(f"  PyTorch model   : {export.torch_path}  (MyMNIST.load)")
-        log_dir = trainer.logger.log_dir if trainer.logger else None  # not trainer.log_dir: that is collective
-        if log_dir:
-            lines.append(f"  TensorBoard     : tensorboard --logdir {Path(log_dir).parent}")
+            lines.append(f"  PyTorch model   : {shown_path(export.torch_path)}  (MyMNIST.load)")
+        # only a TensorBoard logger writes event files; logger.log_dir, not trainer.log_dir: that is collective
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                lines.append(f"  TensorBoard     : tensorboard --logdir {shown_path(Path(logger.log_dir).parent)}")
+            elif isinstance(logger, CSVLogger):
+                lines.append(f"  metrics (CSV)   : {shown_path(logger.experiment.metrics_file_path)}")
         print("\n".join(lines), flush=True)
 
     def after_predict(self) -> None:
@@ -191,6 +197,13 @@ class MNISTCLI(LightningCLI):
         writer = next((c for c in self.trainer.callbacks if isinstance(c, PredictionCsv)), None)
         if writer is not None and writer.report:
             print(writer.report, flush=True)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """One spelling for every path the CLI prints: relative to the working folder when inside it, else absolute."""
+    full = os.path.abspath(path)
+    inside = os.path.commonpath([full, os.getcwd()]) == os.getcwd()
+    return os.path.relpath(full) if inside else full
 
 
 def _logger_folder(trainer: Namespace) -> tuple[str, str | None]:
