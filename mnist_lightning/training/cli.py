@@ -26,6 +26,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.commands import LIGHTNING_COMMANDS, program_name
+from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
@@ -37,7 +38,7 @@ from mnist_lightning.training.callbacks.progress import BAR_REFRESH, EpochProgre
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
 from mnist_lightning.training.callbacks.resume_guard import ScheduleGuard, check_resume_settings
 from mnist_lightning.training.callbacks.views import TensorBoardViews
-from mnist_lightning.training.config_errors import config_error_message
+from mnist_lightning.training.config_errors import config_error_message, no_checkpoint_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
@@ -112,6 +113,8 @@ class MNISTCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
+        if sub in ("validate", "test", "predict") and not self.config[sub].get("ckpt_path"):
+            raise UserError(no_checkpoint_message(sub))  # before any run folder is made
         if sub and (ckpt := self.config[sub].get("ckpt_path")):
             root, name = _logger_folder(self.config[sub].trainer)
             path = resolve_checkpoint(ckpt, root, name)
