@@ -1,5 +1,5 @@
 """What a user reads on the console, from real subprocesses: the end of a fit in a file and on a terminal (each
-line once, nothing spliced into the bar), the run summary, and Ctrl-C."""
+line once, nothing spliced into the bar), the run summary, --print_config, and Ctrl-C."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
+import yaml
+
+from mnist_lightning.commands import main
 from tests.helpers.synthetic import small_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +81,15 @@ def test_on_a_terminal_the_stop_message_starts_its_own_line_and_the_bar_is_not_r
     assert "Epoch " not in after  # the final bar is not drawn again after the message
     assert "tensorboard --logdir lightning_logs" in after  # a relative path, like every other line of the summary
     assert "best checkpoint : lightning_logs/version_0/checkpoints/best-" in after
+
+
+def test_print_config_shows_the_logger_the_run_uses(data_dir: Path, tmp_path: Path, capsys) -> None:
+    args = small_args(data_dir, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1")
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", *args, "--print_config"])
+    assert stop.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["trainer"]["logger"]
+    assert main(["fit", *args, "--trainer.limit_train_batches", "1"]) == 0
+    saved = yaml.safe_load((tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text())["trainer"]["logger"]
+    assert printed == saved and printed["class_path"] == "lightning.pytorch.loggers.TensorBoardLogger"
+    assert printed["init_args"]["save_dir"] == str(tmp_path) and printed["init_args"]["default_hp_metric"] is False

@@ -38,6 +38,7 @@ from mnist_lightning.training.callbacks.progress import BAR_REFRESH, EpochProgre
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
 from mnist_lightning.training.callbacks.resume_guard import ScheduleGuard, check_resume_settings
 from mnist_lightning.training.callbacks.views import TensorBoardViews
+from mnist_lightning.training.cli_parser import MNISTArgumentParser, default_logger
 from mnist_lightning.training.config_errors import config_error_message, no_checkpoint_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
@@ -48,7 +49,6 @@ DEFAULT_BAR = {
     "class_path": f"{EpochProgressBar.__module__}.{EpochProgressBar.__name__}",
     "init_args": {"refresh_rate": BAR_REFRESH},
 }
-DEFAULT_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
 
 
 def _class(entry: Any) -> type | None:
@@ -137,16 +137,7 @@ class MNISTCLI(LightningCLI):
         trainer = self._stage_config().trainer
         check_accelerator(trainer.accelerator, trainer.devices)
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
-            trainer.logger = Namespace(
-                class_path=DEFAULT_LOGGER,
-                init_args=Namespace(
-                    # as Trainer spells its default logger's save_dir, so ModelCheckpoint keeps its best-k state
-                    save_dir=os.path.normpath(os.path.expanduser(trainer.default_root_dir or os.getcwd())),
-                    name=LOG_NAME,
-                    version=None,
-                    default_hp_metric=False,
-                ),
-            )
+            trainer.logger = default_logger(trainer)
         if self.subcommand == "fit":
             if (run := _resume_in_place(trainer.logger, self.resume_from)) is not None:
                 expect_full_checkpoint_folder(run / "checkpoints")
@@ -244,6 +235,7 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | Non
         MNISTDataModule,
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
+        parser_class=MNISTArgumentParser,  # --print_config shows the logger used
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
         # raise instead of printing the whole usage: lightning_main turns the error into one specific paragraph
         parser_kwargs={
