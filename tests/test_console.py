@@ -13,6 +13,7 @@ import termios
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from mnist_lightning.commands import main
@@ -93,3 +94,30 @@ def test_print_config_shows_the_logger_the_run_uses(data_dir: Path, tmp_path: Pa
     saved = yaml.safe_load((tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text())["trainer"]["logger"]
     assert printed == saved and printed["class_path"] == "lightning.pytorch.loggers.TensorBoardLogger"
     assert printed["init_args"]["save_dir"] == str(tmp_path) and printed["init_args"]["default_hp_metric"] is False
+
+
+def stopped_fit(data_dir: Path, folder: Path, faults: str) -> subprocess.CompletedProcess:
+    (folder / "faults.yaml").write_text(f"trainer:\n  callbacks: {faults}\n")
+    args = fit_args(data_dir, "--config", str(folder / "faults.yaml"), "--trainer.max_epochs", "3")
+    return subprocess.run(args, cwd=folder, env=env(), capture_output=True, text=True)
+
+
+def test_ctrl_c_says_ctrl_c_and_a_second_one_while_exiting_ends_it_quietly(data_dir: Path, tmp_path: Path) -> None:
+    ctrl_c = "{class_path: tests.helpers.faults.SignalAt, init_args: {step: 13, signal: SIGINT}}"
+    done = stopped_fit(data_dir, tmp_path, f"[{ctrl_c}, tests.helpers.faults.CtrlCAtExit]")
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert "SIGTERM" not in done.stderr  # no "[rank: 0] Received SIGTERM: 15" for a Ctrl-C
+    assert "Ctrl-C: stopping after this batch" in done.stderr
+    assert "Training stopped by SIGINT at epoch 1, step 13" in done.stderr
+    assert done.stderr.rstrip().endswith("Ctrl-C again: exiting now (the checkpoint above is complete).")
+    assert "KeyboardInterrupt" not in done.stderr and "Exception ignored" not in done.stderr
+    last = torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 13
+
+
+def test_a_real_sigterm_is_still_reported_as_one(data_dir: Path, tmp_path: Path) -> None:
+    done = stopped_fit(
+        data_dir, tmp_path, "[{class_path: tests.helpers.faults.SignalAt, init_args: {step: 5, signal: SIGTERM}}]"
+    )
+    assert done.returncode == 143, done.stderr[-3000:]
+    assert "Received SIGTERM: 15" in done.stderr and "Training stopped by SIGTERM" in done.stderr

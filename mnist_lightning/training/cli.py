@@ -32,7 +32,7 @@ from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
 from mnist_lightning.training.accelerators import check_accelerator
 from mnist_lightning.training.callbacks.export import OnnxExport
-from mnist_lightning.training.callbacks.graceful_stop import GracefulStop
+from mnist_lightning.training.callbacks.graceful_stop import GracefulStop, abort_on_next_ctrl_c
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
 from mnist_lightning.training.callbacks.progress import BAR_REFRESH, EpochProgressBar
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
@@ -256,5 +256,6 @@ def lightning_main(args: list[str] | None = None) -> int:
         print(f"error: {config_error_message(err, sys.argv[1:] if args is None else args)}", file=sys.stderr)
         return 2
     except SIGTERMException as stop:  # GracefulStop saved a checkpoint and printed how to resume
+        abort_on_next_ctrl_c()  # this process exits now
         return stop.code if isinstance(stop.code, int) else 1
     return 0
