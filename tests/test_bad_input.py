@@ -210,6 +210,13 @@ def test_bad_checkpoint(case: str, user_dir: Path, capsys: pytest.CaptureFixture
         assert text in message
 
 
+@pytest.mark.parametrize("stage", ["validate", "test", "predict"])
+def test_evaluation_without_a_checkpoint_is_refused(stage: str, user_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    message = fails([stage, *fit()[1:]], user_dir, capsys)  # no new run folder, no HPARAMS row: folder untouched
+    assert message.startswith(f"error: {stage} needs --ckpt_path: ") and "untrained" in message
+    assert "--ckpt_path best" in message and "\n" not in message.strip()
+
+
 def test_checkpoint_with_pickled_code_is_refused_not_run(user_dir: Path, capsys: pytest.CaptureFixture) -> None:
     marker = user_dir.parent / f"{user_dir.name}-pwned"
     torch.save({"state_dict": {}, "evil": RunsCode(str(marker))}, user_dir / "evil.ckpt")

@@ -114,8 +114,9 @@ def test_serve_runs_with_torch_blocked(entry: str, blocker: Path, trained_run: P
         with running_server(model, None, command=command, pythonpath=[str(blocker)]) as url:
             with urllib.request.urlopen(url + "health", timeout=10) as response:
                 assert json.load(response)["status"] == "ok"
+            stroke = [1.0 if 12 <= i % 28 <= 15 and 4 <= i // 28 <= 23 else 0.0 for i in range(784)]  # a "1"
             request = urllib.request.Request(
-                url + "predict", data=json.dumps([0.0] * 784).encode(), headers={"Content-Type": "application/json"}
+                url + "predict", data=json.dumps(stroke).encode(), headers={"Content-Type": "application/json"}
             )
             with urllib.request.urlopen(request, timeout=10) as response:
                 assert len(json.load(response)["probabilities"]) == 10
@@ -148,7 +149,7 @@ def test_trainer_is_composed_from_the_config(data_dir: Path, tmp_path: Path) -> 
     assert type(cli.trainer.strategy.checkpoint_io) is AtomicCheckpointIO
     saved = yaml.safe_load((tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text())
     # what ran is what config.yaml says
-    bars = [c for c in saved["trainer"]["callbacks"] if c["class_path"].endswith("TQDMProgressBar")]
+    bars = [c for c in saved["trainer"]["callbacks"] if c["class_path"].endswith("ProgressBar")]
     assert [b["init_args"]["refresh_rate"] for b in bars] == [BAR_REFRESH]
     assert saved["trainer"]["logger"]["class_path"].endswith("TensorBoardLogger")
     assert saved["trainer"]["logger"]["init_args"]["default_hp_metric"] is False

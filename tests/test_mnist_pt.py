@@ -78,7 +78,7 @@ def test_damaged_or_foreign_files_are_one_paragraph(trained_run: Path, tmp_path:
     cut.write_bytes(pt.read_bytes()[: pt.stat().st_size // 2])
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.ones(3)}, foreign)
-    for path, words in ((cut, "cannot be read as a model file"), (foreign, "not an mnist-lightning model file")):
+    for path, words in ((cut, "is truncated: it starts like a model file"), (foreign, "not an mnist-lightning model")):
         with pytest.raises(UserError, match=words) as err:
             MyMNIST.load(path)
         assert "\n" not in str(err.value) and str(path) in str(err.value)
@@ -86,6 +86,23 @@ def test_damaged_or_foreign_files_are_one_paragraph(trained_run: Path, tmp_path:
         MyMNIST.load(best)  # a Lightning checkpoint is not a model file either
     with pytest.raises(UserError, match="plain model file"):
         net_from_checkpoint(pt)  # and the other way round
+
+
+def test_a_text_file_gets_the_same_sentence_as_model_file_and_as_checkpoint(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# mnist-lightning\n\nTrain, inspect and ship an MNIST digit classifier.\n")
+    with pytest.raises(UserError) as err:
+        MyMNIST.load(readme)
+    as_model = str(err.value)
+    assert main(["test", *small_args(data_dir, "--ckpt_path", str(readme))]) == 2
+    as_checkpoint = capsys.readouterr().err.removeprefix("error: ").strip()
+    # one reader: the same sentence, naming what each caller expected
+    holds = f"{readme} is not a PyTorch file: it holds text (it starts with '# mnist-lightning')"
+    assert as_model.startswith(f"{holds}, not a model file. ") and "mnist.pt" in as_model
+    assert as_checkpoint.startswith(f"{holds}, not a checkpoint. ")
+    assert "Weights only" not in as_model and "pickled" not in as_model
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "pt", "both"])

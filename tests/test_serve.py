@@ -106,6 +106,8 @@ BAD_REQUESTS = {
     "not an image": (b"GIF89a but not really", "image/png", 422, "not an image"),
     "truncated png": (png_bytes(drawn_digit())[:200], "image/png", 422, "image"),
     "blank image": (png_bytes(Image.new("L", (50, 50), 255)), "image/png", 422, "no digit found"),
+    "blank canvas": (json.dumps([0.0] * 784).encode(), "application/json", 422, "no digit found"),  # as a PNG
+    "faint canvas": (json.dumps({"pixels": [[0.05] * 28] * 28}).encode(), "application/json", 422, "no digit found"),
     "empty body": (b"", "image/png", 400, "empty"),
     "wrong array size": (json.dumps([0.5] * 783).encode(), "application/json", 422, "784"),
     "not numbers": (json.dumps({"pixels": ["a"] * 784}).encode(), "application/json", 422, "784 numbers"),
@@ -124,6 +126,17 @@ def test_bad_requests_get_a_clear_4xx_json(client: TestClient, name: str) -> Non
     response = client.post("/predict", content=body, headers={"content-type": kind})
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
+
+
+def test_validation_errors_have_a_string_detail_like_every_other_error(client: TestClient) -> None:
+    response = client.get("/test-digit?index=abc")
+    assert response.status_code == 422
+    assert (
+        response.json()["detail"]
+        == "index: Input should be a valid integer, unable to parse string as an integer (got 'abc')"
+    )
+    posted = client.post("/predict?include_input=maybe", json=[0.5] * 784)
+    assert posted.status_code == 422 and posted.json()["detail"].startswith("include_input: ")
 
 
 def test_without_test_images_the_page_is_told(onnx_path: Path, tmp_path: Path) -> None:

@@ -61,9 +61,8 @@ def test_fit_logs_confusion_matrices_per_digit_accuracy_misclassified_and_lr(tra
         tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in events.PluginTagToContent("hparams").items()
     }
     experiment = plugin["_hparams_/experiment"].experiment
-    # written through TensorBoardLogger.log_hyperparams; a later `test` of this run adds hp/test_acc
-    names = [m.name.tag for m in experiment.metric_infos]
-    assert names[0] == "hp/best_val_acc" and set(names) <= set(HP_METRICS)
+    # both columns from the first record on (the first one fixes them); hp/test_acc's value comes from a `test`
+    assert [m.name.tag for m in experiment.metric_infos] == list(HP_METRICS)
     params = plugin["_hparams_/session_start_info"].session_start_info.hparams
     assert params["model.lr"].number_value == pytest.approx(1e-3)
     assert params["model.hidden_layers"].string_value == "[256, 32]"
@@ -86,6 +85,20 @@ def test_test_adds_its_views_and_the_test_score_to_the_trained_runs_hparams(trai
     assert row["hparams"]["model.lr"] == pytest.approx(1e-3)
     text = describe(fitted)
     assert "val/confusion_matrix: 2" in text and "[hp/test_acc] = " in text
+
+
+def test_fit_logs_no_test_score_until_a_test_does(data_dir: Path, tmp_path: Path) -> None:
+    args = small_args(data_dir, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1")
+    assert main(["fit", *args]) == 0
+    run = tmp_path / "lightning_logs" / "version_0"
+    fitted = read_run(run)
+    assert fitted["hp_metrics"] == list(HP_METRICS)  # the HPARAMS tab has the test column already...
+    assert "hp/test_acc" not in fitted["scalars"] and len(fitted["scalars"]["hp/best_val_acc"]) == 1  # ...no NaN
+    assert "[hp/test_acc] = (not logged yet)" in describe(run)
+    assert main(["test", *args, "--ckpt_path", "best"]) == 0
+    tested = read_run(run)
+    assert tested["hp_metrics"] == list(HP_METRICS)
+    assert tested["scalars"]["hp/test_acc"] == pytest.approx(read_run(run / "test")["scalars"]["test/acc"])
 
 
 def test_views_can_be_switched_off(data_dir: Path, tmp_path: Path) -> None:

@@ -42,9 +42,12 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
-def mnist_pixels(img: Image.Image, name: str = "image") -> np.ndarray:
-    """One image -> float32 [784], white digit on black, pixels in [0, 1], centred like MNIST."""
-    gray = to_grayscale(img)
+def digit_ink(gray: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grayscale [H, W] in [0, 1] -> the ink above the background, white on black, scaled to peak 1.
+
+    The one rule for "is there a digit" (images, the page's canvas and JSON pixels alike): ImageError when the
+    brightest ink is under 0.1 above the background (the border's median).
+    """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     background = float(np.median(border))
     if background > 0.5:  # dark ink on light paper: make it white on black
@@ -53,7 +56,12 @@ def mnist_pixels(img: Image.Image, name: str = "image") -> np.ndarray:
     peak = float(ink.max())
     if peak < 0.1:
         raise ImageError(f"{name}: no digit found (the image is blank or has no contrast)")
-    ink /= peak
+    return ink / peak
+
+
+def mnist_pixels(img: Image.Image, name: str = "image") -> np.ndarray:
+    """One image -> float32 [784], white digit on black, pixels in [0, 1], centred like MNIST."""
+    ink = digit_ink(to_grayscale(img), name)
     rows, cols = np.nonzero(ink > 0.15)
     ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 

@@ -24,7 +24,8 @@ from mnist_lightning.common.errors import UserError
 try:
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import HTMLResponse
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
 except ImportError as missing:  # the web server is an extra: training installs do not need it
     raise UserError(
         f"serve needs the web-server packages of the [serve] extra ({missing.name} is not installed); install them "
@@ -34,7 +35,7 @@ except ImportError as missing:  # the web server is an extra: training installs 
 from mnist_lightning.common.layout import newest_onnx
 from mnist_lightning.common.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, read_idx
 from mnist_lightning.inference.digit_model import OnnxDigitModel
-from mnist_lightning.inference.preprocess import ImageError, mnist_pixels
+from mnist_lightning.inference.preprocess import ImageError, digit_ink, mnist_pixels
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a 280x280 canvas PNG is ~5 KB; anything near this is not a digit drawing
 MAX_IMAGE_PIXELS = 4096 * 4096  # checked before decoding: a small PNG can inflate to gigabytes
@@ -96,7 +97,21 @@ def parse_pixels(body: bytes) -> np.ndarray:
         )
     if not np.isfinite(pixels).all() or pixels.min() < 0.0 or pixels.max() > 1.0:
         raise HTTPException(422, "pixels must be finite numbers in [0, 1] (white digit on black)")
+    try:
+        digit_ink(pixels.reshape(IMAGE_SIDE, IMAGE_SIDE), "pixels")  # a blank canvas is refused as a blank image is
+    except ImageError as err:
+        raise HTTPException(422, str(err)) from None
     return pixels.reshape(INPUT_SIZE)
+
+
+def validation_detail(err: RequestValidationError) -> str:
+    """FastAPI's list of validation errors as one sentence, the string ``detail`` every other error has."""
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e.get("loc", ())[1:]) or "request"  # loc[0] is "query", "body", ...
+        got = f" (got {e['input']!r})" if "input" in e and e["input"] is not None else ""
+        parts.append(f"{where}: {e.get('msg', 'invalid')}{got}")
+    return "; ".join(parts)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -126,6 +141,10 @@ def create_app(onnx: str | Path, data_dir: str | Path | None = None, max_body: i
     rng = np.random.default_rng()
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
     app = FastAPI(title="mnist-lightning", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_detail(err)}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:

@@ -16,6 +16,7 @@ from torch import nn
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.contract import INPUT_CONVENTION, INPUT_SIZE, MNIST_MEAN, MNIST_STD, NUM_CLASSES
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.model.torch_files import MODEL_FILE, read_torch_file
 
 PT_FORMAT = "mnist-lightning MyMNIST v1"  # the "format" entry of every mnist.pt
 
@@ -69,16 +70,7 @@ class MyMNIST(nn.Module):
     def load(cls, path: str | Path) -> MyMNIST:
         """The net saved in ``mnist.pt`` (float32, CPU, in eval mode), read with ``weights_only=True``."""
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path} does not exist; pass the mnist.pt that fit or export wrote.")
-        try:
-            record = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - torch raises many types for damaged or foreign files
-            detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:150]
-            raise UserError(
-                f"{path} cannot be read as a model file ({type(err).__name__}: {detail}); it is damaged or not a "
-                "PyTorch file. Export it again: python -m mnist_lightning export --format pt"
-            ) from None
+        record = read_torch_file(path, MODEL_FILE)
         if not isinstance(record, dict) or record.get("format") != PT_FORMAT:
             raise UserError(
                 f"{path} is a PyTorch file but not an mnist-lightning model file (no format '{PT_FORMAT}'); a "

@@ -7,7 +7,7 @@ What this project adds to a plain LightningCLI, each through a public extension 
   ``--views.*``, ``--predictions.*``;
 - ``trainer_defaults``: atomic checkpoint files (``trainer.plugins``), and :class:`GracefulStop` (SIGTERM/Ctrl-C);
 - ``before_instantiate_classes``: the default logger (TensorBoard without its placeholder ``hp_metric``, continuing
-  a resumed run's folder), and a progress bar that redraws every ``BAR_REFRESH`` steps unless one is configured.
+  a resumed run's folder), and :class:`EpochProgressBar` (plain lines in a file) unless a bar is configured.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from mnist_lightning.commands import LIGHTNING_COMMANDS, program_name
 from mnist_lightning.common.contract import MONITOR
-from mnist_lightning.common.errors import report_error
+from mnist_lightning.common.errors import UserError, report_error
 from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import (
@@ -37,8 +39,9 @@ from mnist_lightning.model.checkpoints import (
 from mnist_lightning.training.accelerators import check_accelerator
 from mnist_lightning.training.batch_limits import MNISTTrainer
 from mnist_lightning.training.callbacks.export import OnnxExport
-from mnist_lightning.training.callbacks.graceful_stop import GracefulStop
+from mnist_lightning.training.callbacks.graceful_stop import GracefulStop, abort_on_next_ctrl_c
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
+from mnist_lightning.training.callbacks.progress import BAR_REFRESH, EpochProgressBar
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
 from mnist_lightning.training.callbacks.resume_guard import (
     ScheduleGuard,
@@ -47,16 +50,17 @@ from mnist_lightning.training.callbacks.resume_guard import (
     stop_note,
 )
 from mnist_lightning.training.callbacks.views import TensorBoardViews
-from mnist_lightning.training.config_errors import config_error_message
+from mnist_lightning.training.cli_parser import MNISTArgumentParser, default_logger
+from mnist_lightning.training.config_errors import config_error_message, no_checkpoint_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
-# Lightning's default bar redraws after every step, a sizeable part of a step this small; every 20 still moves smoothly
-BAR_REFRESH = 20
-DEFAULT_BAR = {"class_path": "lightning.pytorch.callbacks.TQDMProgressBar", "init_args": {"refresh_rate": BAR_REFRESH}}
-DEFAULT_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
+SUBCOMMANDS = LIGHTNING_COMMANDS
+DEFAULT_BAR = {
+    "class_path": f"{EpochProgressBar.__module__}.{EpochProgressBar.__name__}",
+    "init_args": {"refresh_rate": BAR_REFRESH},
+}
 
 
 def _class(entry: Any) -> type | None:
@@ -70,7 +74,7 @@ def _class(entry: Any) -> type | None:
 
 def _is_default_bar(entry: Any) -> bool:
     args = entry.get("init_args") if isinstance(entry, (dict, Namespace)) else None
-    return _class(entry) is TQDMProgressBar and args is not None and args.get("refresh_rate") == BAR_REFRESH
+    return _class(entry) is EpochProgressBar and args is not None and args.get("refresh_rate") == BAR_REFRESH
 
 
 class MNISTCLI(LightningCLI):
@@ -122,6 +126,8 @@ class MNISTCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
         super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
+        if sub in ("validate", "test", "predict") and not self.config[sub].get("ckpt_path"):
+            raise UserError(no_checkpoint_message(sub))  # before any run folder is made
         if sub and (ckpt := self.config[sub].get("ckpt_path")):
             root, name = _logger_folder(self.config[sub].trainer)
             path = resolve_checkpoint(ckpt, root, name)
@@ -145,16 +151,7 @@ class MNISTCLI(LightningCLI):
         trainer = self._stage_config().trainer
         check_accelerator(trainer.accelerator, trainer.devices)
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
-            trainer.logger = Namespace(
-                class_path=DEFAULT_LOGGER,
-                init_args=Namespace(
-                    # as Trainer spells its default logger's save_dir, so ModelCheckpoint keeps its best-k state
-                    save_dir=os.path.normpath(os.path.expanduser(trainer.default_root_dir or os.getcwd())),
-                    name=LOG_NAME,
-                    version=None,
-                    default_hp_metric=False,
-                ),
-            )
+            trainer.logger = default_logger(trainer)
         if self.subcommand == "fit":
             if (run := _resume_in_place(trainer.logger, self.resume_from)) is not None:
                 expect_full_checkpoint_folder(run / "checkpoints")
@@ -194,16 +191,19 @@ class MNISTCLI(LightningCLI):
             if score is None:  # ddp_spawn's workers keep the score (only the path comes back); the file has it
                 score = checkpoint_val_acc(load_checkpoint(ckpt.best_model_path))
             shown = "" if score is None else f" ({MONITOR} {float(score):.4f})"
-            lines.append(f"  best checkpoint : {ckpt.best_model_path}{shown}")
+            lines.append(f"  best checkpoint : {shown_path(ckpt.best_model_path)}{shown}")
         if trained_here and last.path.is_file():
-            lines.append(f"  last checkpoint : {last.path}")
+            lines.append(f"  last checkpoint : {shown_path(last.path)}")
         if export is not None and export.path is not None:
-            lines.append(f"  ONNX model      : {export.path}")
+            lines.append(f"  ONNX model      : {shown_path(export.path)}")
         if export is not None and export.torch_path is not None:
-            lines.append(f"  PyTorch model   : {export.torch_path}  (MyMNIST.load)")
-        log_dir = trainer.logger.log_dir if trainer.logger else None  # not trainer.log_dir: that is collective
-        if log_dir:
-            lines.append(f"  TensorBoard     : tensorboard --logdir {Path(log_dir).parent}")
+            lines.append(f"  PyTorch model   : {shown_path(export.torch_path)}  (MyMNIST.load)")
+        # only a TensorBoard logger writes event files; logger.log_dir, not trainer.log_dir: that is collective
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                lines.append(f"  TensorBoard     : tensorboard --logdir {shown_path(Path(logger.log_dir).parent)}")
+            elif isinstance(logger, CSVLogger):
+                lines.append(f"  metrics (CSV)   : {shown_path(logger.experiment.metrics_file_path)}")
         print("\n".join(lines), flush=True)
 
     def after_predict(self) -> None:
@@ -211,6 +211,13 @@ class MNISTCLI(LightningCLI):
         writer = next((c for c in self.trainer.callbacks if isinstance(c, PredictionCsv)), None)
         if writer is not None and writer.report:
             print(writer.report, flush=True)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """One spelling for every path the CLI prints: relative to the working folder when inside it, else absolute."""
+    full = os.path.abspath(path)
+    inside = os.path.commonpath([full, os.getcwd()]) == os.getcwd()
+    return os.path.relpath(full) if inside else full
 
 
 def _logger_folder(trainer: Namespace) -> tuple[str, str | None]:
@@ -249,9 +256,14 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | Non
         trainer_class=MNISTTrainer,  # `--trainer.limit_train_batches 1` is one batch, not the whole epoch
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
+        parser_class=MNISTArgumentParser,  # --print_config shows the logger used
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
         # raise instead of printing the whole usage: lightning_main turns the error into one specific paragraph
-        parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}},
+        parser_kwargs={
+            "prog": program_name(),  # not __main__.py
+            "exit_on_error": False,
+            **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS},
+        },
         args=args,
         **kwargs,
     )
@@ -264,5 +276,6 @@ def lightning_main(args: list[str] | None = None) -> int:
     except argparse.ArgumentError as err:
         return report_error(config_error_message(err, sys.argv[1:] if args is None else args))
     except SIGTERMException as stop:  # GracefulStop saved a checkpoint and printed how to resume
+        abort_on_next_ctrl_c()  # this process exits now
         return stop.code if isinstance(stop.code, int) else 1
     return 0

@@ -57,3 +57,14 @@ def config_error_message(err: argparse.ArgumentError, argv: list[str]) -> str:
     if m := re.search(r'Parser key "([^"]+)": (.+)$', msg):
         return f"invalid value for {m.group(1)}: {m.group(2)}. {HELP}"
     return f"invalid command line or config: {msg}. {HELP}"
+
+
+def no_checkpoint_message(stage: str) -> str:
+    """``validate``/``test``/``predict`` without ``--ckpt_path``: they would read a freshly built, untrained net."""
+    what = "predict with" if stage == "predict" else "score"
+    return (
+        f"{stage} needs --ckpt_path: without it, it would {what} the random weights of an untrained model and "
+        f"create a run folder for that. To {stage} a trained run, add --ckpt_path best (its best checkpoint; 'last' "
+        "for the newest, or a .ckpt file); to train one first: python -m mnist_lightning fit --config "
+        "configs/base.yaml."
+    )

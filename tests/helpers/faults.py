@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import signal
+import time
 from typing import Any
 
 import lightning as L
@@ -33,6 +35,20 @@ class SignalAt(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.when == "epoch_start":
             self._fire(trainer)
+
+
+class CtrlCAtExit(L.Callback):
+    """A second Ctrl-C while the stopped process exits: SIGINT from inside an atexit callback, registered when the
+    stop's exception reaches the callbacks (so it runs before the atexit callbacks of torch and TensorBoard)."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        atexit.register(self._second_ctrl_c)
+
+    @staticmethod
+    def _second_ctrl_c() -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):  # the handler runs within the first iterations; a KeyboardInterrupt would end the loop
+            time.sleep(0.01)
 
 
 class KillDuringSave(AtomicCheckpointIO):

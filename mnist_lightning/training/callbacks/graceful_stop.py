@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shlex
 import signal
 import sys
@@ -27,6 +29,28 @@ def resume_command(argv: list[str], ckpt: Path) -> str:
         elif not arg.startswith("--ckpt_path="):
             args.append(arg)
     return shlex.join([sys.executable, "-m", "mnist_lightning", *args, "--ckpt_path", str(ckpt)])
+
+
+# Lightning's signal connector logs "[rank: N] Received SIGTERM: 15" from the handler GracefulStop runs
+SIGNAL_LOG = logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector")
+
+
+class _DropSigtermNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Received SIGTERM" not in record.getMessage()
+
+
+def abort_on_next_ctrl_c() -> None:
+    """A stopped run is exiting (atexit: event files, loader workers): another Ctrl-C ends the process at once,
+    instead of interrupting an atexit callback with "Exception ignored ... KeyboardInterrupt"."""
+
+    def abort(signum: int, frame: Any) -> None:
+        print("\nCtrl-C again: exiting now (the checkpoint above is complete).", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, abort)
 
 
 class GracefulStop(L.Callback):
@@ -63,14 +87,22 @@ class GracefulStop(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self._lightning_sigterm is None:
             return
-        requested = self.signal is not None
-        if trainer.world_size > 1:
-            flag = torch.tensor(float(requested), device=trainer.strategy.root_device)
-            requested = bool(trainer.strategy.reduce(flag, reduce_op="sum") > 0)
-        if requested:
-            self.signal = self.signal or signal.SIGTERM  # the rank that was not signalled stops for the same reason
+        signum = self.signal or 0
+        if trainer.world_size > 1:  # the ranks that were not signalled stop for the same reason
+            flag = torch.tensor(float(signum), device=trainer.strategy.root_device)
+            signum = int(trainer.strategy.reduce(flag, reduce_op="max"))
+        if signum:
+            self.signal = signum
             if callable(self._lightning_sigterm):  # sets trainer.received_sigterm: Lightning stops after this batch
-                self._lightning_sigterm(signal.SIGTERM, None)
+                # which logs "Received SIGTERM", false for a Ctrl-C: that one record is dropped (ours said it)
+                dropped = _DropSigtermNotice() if signum != signal.SIGTERM else None
+                if dropped:
+                    SIGNAL_LOG.addFilter(dropped)
+                try:
+                    self._lightning_sigterm(signal.SIGTERM, None)
+                finally:
+                    if dropped:
+                        SIGNAL_LOG.removeFilter(dropped)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.signal is not None:

@@ -128,10 +128,8 @@ class TensorBoardViews(L.Callback):
         else:
             score = float(trainer.callback_metrics.get(MONITOR, float("nan")))
         for tb in _tensorboards(trainer):
-            # TensorBoard takes a run's metric columns from its first HPARAMS record: hp/test_acc is NaN (not
-            # tested yet) until a `test` of this run logs it
-            metrics = {"hp/best_val_acc": score, "hp/test_acc": float("nan")}
-            tb.log_hyperparams(run_hparams(trainer, pl_module), metrics, trainer.global_step)
+            # hp/test_acc gets its column now and its value from a `test` of this run: none is logged before
+            hparams_row(tb, run_hparams(trainer, pl_module), {"hp/best_val_acc": score}, trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not (self.hparams and self._active(trainer) and trainer.is_global_zero):
@@ -156,6 +154,21 @@ class TensorBoardViews(L.Callback):
                 trained.experiment.close()
             else:
                 tb.log_hyperparams(params, metrics, trainer.global_step)
+
+
+def hparams_row(tb: TensorBoardLogger, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+    """The run's HPARAMS record with a column for every one of ``HP_METRICS``, and values for ``metrics`` only.
+
+    TensorBoard's hparams plugin takes a run's metric columns from the experiment record of its first HPARAMS
+    record and each column's value from the run's scalar of that tag; ``log_hyperparams(params, metrics)`` would
+    make a column only for a logged value, so the record is written here, as that method writes it.
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    tb.log_hyperparams(params)  # the params for hparams.yaml; with no metrics it writes no record itself
+    for summary in hparams(params, dict.fromkeys(HP_METRICS, 0.0)):  # only the keys are read: the columns
+        tb.experiment.file_writer.add_summary(summary, step)
+    tb.log_metrics(metrics, step)
 
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
