@@ -22,9 +22,18 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.common.layout import (
+    BEST_FILENAME,
+    LOG_NAME,
+    checkpoints_folder,
+    evaluation_version,
+    keep_earlier_metrics,
+    resolve_checkpoint,
+    run_of_checkpoint,
+)
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import check_checkpoint, saved_checkpoint_folder
 from mnist_lightning.training.accelerators import check_accelerator
@@ -74,7 +83,7 @@ class MNISTCLI(LightningCLI):
         defaults.setdefault("plugins", {"class_path": "mnist_lightning.training.checkpoint_io.AtomicCheckpointIO"})
         extra = defaults.pop("callbacks", None) or []
         # callbacks in trainer_defaults are always added by LightningCLI; these have no settings of their own.
-        # ScheduleGuard comes first: its check runs before the run's config.yaml is (re)written.
+        # ScheduleGuard comes first: a refused resume stops before any other callback starts the run.
         defaults["callbacks"] = [
             self.schedule_guard,
             GracefulStop(self.argv),
@@ -143,7 +152,7 @@ class MNISTCLI(LightningCLI):
             )
         if self.subcommand == "fit":
             if (run := _resume_in_place(trainer.logger, self.resume_from)) is not None:
-                expect_full_checkpoint_folder(run / "checkpoints")
+                expect_full_checkpoint_folder(checkpoints_folder(run))
         else:  # validate/test/predict of a run's checkpoint log into <run>/<stage>/, not a new run folder
             _resume_in_place(trainer.logger, self.evaluated, self.subcommand)
         callbacks = list(trainer.callbacks or [])
@@ -162,7 +171,15 @@ class MNISTCLI(LightningCLI):
         dm.prepare_data()
         dm.setup(self.subcommand)  # decodes and caches the splits; the trainer's own setup() reuses them
 
-    before_fit = before_validate = before_test = before_predict = _check_data
+    before_validate = before_test = before_predict = _check_data
+
+    def before_fit(self) -> None:
+        self._check_data()
+        if self.resume_from is not None and self.trainer.is_global_zero:
+            # a CSVLogger deletes its run's metrics.csv when it starts: the earlier epochs stay, as metrics-<n>.csv
+            for logger in self.trainer.loggers:
+                if isinstance(logger, CSVLogger):
+                    keep_earlier_metrics(logger.log_dir)
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -214,7 +231,7 @@ def _resume_in_place(logger: Any, ckpt: Path | None, subfolder: str | None = Non
         return None
     number = run.name.removeprefix("version_")
     if subfolder:  # a string version is used as the folder name as it is, by every Lightning logger
-        args.version = f"{run.name}/{subfolder}"
+        args.version = evaluation_version(run, subfolder)
     else:
         args.version = int(number) if run.name.startswith("version_") and number.isdigit() else run.name
     return run
