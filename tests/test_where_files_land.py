@@ -40,11 +40,18 @@ def test_a_refused_resume_leaves_every_file_of_the_run_as_it_was(
 ) -> None:
     args = small_args(data_dir, "--trainer.default_root_dir", str(tmp_path), *TINY, *ONECYCLE)
     assert main(["fit", *args, "--export.enabled", "false"]) == 0
-    before = snapshot(tmp_path)
+    runs = tmp_path / "lightning_logs"
+    before = snapshot(runs)
     capsys.readouterr()
     assert main(["fit", *args, "--trainer.max_epochs", "2", "--ckpt_path", "last"]) == 2
     assert "cannot be stretched" in capsys.readouterr().err
-    assert snapshot(tmp_path) == before  # no new event file, the same config.yaml
+    assert snapshot(runs) == before  # no new event file, the same config.yaml
+    # resumed into a run folder of its own elsewhere: refused, and that folder is gone again
+    elsewhere = tmp_path / "elsewhere"
+    other = small_args(data_dir, "--trainer.default_root_dir", str(elsewhere), *TINY, *ONECYCLE)
+    last = runs / "version_0" / "checkpoints" / "last.ckpt"
+    assert main(["fit", *other, "--trainer.max_epochs", "2", "--ckpt_path", str(last)]) == 2
+    assert not elsewhere.exists() and snapshot(runs) == before
 
 
 def _epochs(path: Path) -> set[str]:

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.common.layout import (
     BEST_FILENAME,
+    CONFIG_NAME,
     LOG_NAME,
     checkpoints_folder,
     evaluation_version,
@@ -46,7 +47,12 @@ from mnist_lightning.training.callbacks.views import TensorBoardViews
 from mnist_lightning.training.config_errors import config_error_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
-from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
+from mnist_lightning.training.quiet import (
+    expect_full_checkpoint_folder,
+    hide_known_noise,
+    metrics_kept_aside,
+    same_folder_spelled_twice,
+)
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still
@@ -176,10 +182,11 @@ class MNISTCLI(LightningCLI):
     def before_fit(self) -> None:
         self._check_data()
         if self.resume_from is not None and self.trainer.is_global_zero:
+            self.schedule_guard.watch(Path(self.trainer.log_dir or self.trainer.default_root_dir))
             # a CSVLogger deletes its run's metrics.csv when it starts: the earlier epochs stay, as metrics-<n>.csv
             for logger in self.trainer.loggers:
-                if isinstance(logger, CSVLogger):
-                    keep_earlier_metrics(logger.log_dir)
+                if isinstance(logger, CSVLogger) and keep_earlier_metrics(logger.log_dir) is not None:
+                    metrics_kept_aside(logger.log_dir)
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -243,7 +250,7 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | Non
         MNISTClassifier,
         MNISTDataModule,
         seed_everything_default=42,
-        save_config_kwargs={"overwrite": True},
+        save_config_kwargs={"overwrite": True, "config_filename": CONFIG_NAME},
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
         # raise instead of printing the whole usage: lightning_main turns the error into one specific paragraph
         parser_kwargs={"exit_on_error": False, **{sub: {"exit_on_error": False} for sub in SUBCOMMANDS}},

@@ -6,6 +6,7 @@ position from the checkpoint; with other settings in the config, the run would s
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +71,23 @@ class ScheduleGuard(L.Callback):
         self.ckpt_path: Path | None = None  # the checkpoint `fit` resumes from (trainer.ckpt_path is set later)
         self._resumed: dict[str, Any] | None = None  # its schedule record, read with it in parse_arguments
         self._saved: dict[str, Any] | None = None
-        self._run: tuple[Path, set[str], dict[str, bytes]] | None = None
+        self._run: tuple[Path, set[str] | None, dict[str, bytes]] | None = None
 
     def resume_from(self, path: Path, ckpt: dict[str, Any]) -> None:
         """The checkpoint ``fit`` resumes from, already read (None in its record: no schedule, or an older one)."""
         self.ckpt_path, self._resumed = path, ckpt.get(SCHEDULE_KEY)
-        run = run_of_checkpoint(path)
-        if self._resumed and run is not None:  # before anything of this command is written: what to put back
-            kept = {name: (run / name).read_bytes() for name in (CONFIG_NAME, METRICS_CSV) if (run / name).is_file()}
-            self._run = run, {p.name for p in run.iterdir()}, kept
+
+    def watch(self, log_dir: Path) -> None:
+        """The folder this fit will log into, told before anything is written there: what a refusal puts back."""
+        if not self._resumed:
+            return
+        if not log_dir.exists():  # a new run folder: a refusal removes it, with the folders made for it
+            while not log_dir.parent.exists():
+                log_dir = log_dir.parent
+            self._run = log_dir, None, {}
+            return
+        kept = {n: (log_dir / n).read_bytes() for n in (CONFIG_NAME, METRICS_CSV) if (log_dir / n).is_file()}
+        self._run = log_dir, {p.name for p in log_dir.iterdir()}, kept
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._saved = self._resumed if stage == "fit" and self.ckpt_path is not None else None
@@ -87,6 +96,9 @@ class ScheduleGuard(L.Callback):
         """The run folder's files as they were: new ones removed, the rewritten ones restored."""
         assert self._run is not None
         run, names, kept = self._run
+        if names is None:
+            shutil.rmtree(run, ignore_errors=True)
+            return
         for new in [p for p in run.iterdir() if p.name not in names and p.is_file()]:
             new.unlink()  # an event file still open in its logger: on POSIX that only drops its name
         for name, content in kept.items():
