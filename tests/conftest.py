@@ -1,14 +1,44 @@
-"""Shared fixtures: a small synthetic MNIST (see ``helpers/synthetic.py``), one trained run to reuse, the blocker."""
+"""Shared fixtures: a small synthetic MNIST (see ``helpers/synthetic.py``), one trained run to reuse, the blocker,
+and the guard that fails any test leaving a file in the checkout."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mnist_lightning.commands import main
+from mnist_lightning.common.layout import LOG_NAME
 from tests.helpers.import_blocker import BLOCKER
 from tests.helpers.synthetic import make_mnist, small_args
+
+ROOT = Path(__file__).parents[1]
+
+
+def checkout_entries() -> set[str]:
+    """The checkout's top-level names and the run folders under its lightning_logs/ (where a stray run lands)."""
+    entries = set(os.listdir(ROOT))
+    logs = ROOT / LOG_NAME
+    if logs.is_dir():
+        for folder in logs.iterdir():
+            entries.add(f"{LOG_NAME}/{folder.name}")
+            if folder.is_dir():
+                entries |= {f"{LOG_NAME}/{folder.name}/{run}" for run in os.listdir(folder)}
+    return entries
+
+
+@pytest.fixture(autouse=True)
+def writes_only_under_tmp() -> Iterator[None]:
+    """Tests write only under their own temporary folders: a user's runs and exports stay as they were."""
+    before = checkout_entries()
+    yield
+    if new := sorted(checkout_entries() - before):
+        pytest.fail(
+            f"the test left {', '.join(new)} in the checkout {ROOT}; write under tmp_path instead (e.g. "
+            "--trainer.default_root_dir, monkeypatch.chdir(tmp_path))."
+        )
 
 
 @pytest.fixture(scope="session")
