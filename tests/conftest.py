@@ -18,14 +18,14 @@ ROOT = Path(__file__).parents[1]
 
 
 def checkout_entries() -> set[str]:
-    """The checkout's top-level names and the run folders under its lightning_logs/ (where a stray run lands)."""
+    """The checkout's top-level names, and the folders of its lightning_logs/ down to a run's ``checkpoints/`` with
+    their modification times (files are replaced by a rename, which touches the folder)."""
     entries = set(os.listdir(ROOT))
     logs = ROOT / LOG_NAME
     if logs.is_dir():
-        for folder in logs.iterdir():
-            entries.add(f"{LOG_NAME}/{folder.name}")
-            if folder.is_dir():
-                entries |= {f"{LOG_NAME}/{folder.name}/{run}" for run in os.listdir(folder)}
+        for path in [logs, *logs.glob("*"), *logs.glob("*/*"), *logs.glob("*/*/*")]:
+            if path.is_dir():
+                entries.add(f"{path.relative_to(ROOT)} (changed {path.stat().st_mtime_ns})")
     return entries
 
 
@@ -36,7 +36,7 @@ def writes_only_under_tmp() -> Iterator[None]:
     yield
     if new := sorted(checkout_entries() - before):
         pytest.fail(
-            f"the test left {', '.join(new)} in the checkout {ROOT}; write under tmp_path instead (e.g. "
+            f"the test left or changed {', '.join(new)} in the checkout {ROOT}; write under tmp_path instead (e.g. "
             "--trainer.default_root_dir, monkeypatch.chdir(tmp_path))."
         )
 
