@@ -9,15 +9,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mnist_lightning.commands import main
 from tests.helpers.synthetic import small_args
-from tests.test_tune import tune_args, write_space
 
 ROOT = Path(__file__).parents[1]
 ONECYCLE = ("--model.optimizer", "adamw", "--model.lr_schedule", "onecycle", "--model.warmup", "0.2")
 # two optimizer steps per epoch, as an integer count of batches whichever way the CLI reads a bare "1"
 TINY = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "2")
+
+
+def tune_args(data_dir: Path, root: Path, space: Path, *extra: str) -> list[str]:
+    return ["tune", *small_args(data_dir, "--trainer.default_root_dir", str(root)), "--tune.space", str(space), *extra]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -79,8 +83,9 @@ def test_resuming_a_csv_logger_run_keeps_the_earlier_metrics_file(
 
 @pytest.mark.slow
 def test_two_studies_never_share_trial_folders_or_best_config(data_dir: Path, tmp_path: Path, capsys) -> None:
-    space = write_space(tmp_path / "space.yaml", {"fixed": {"trainer.max_epochs": 1}, "params": {
-        "model.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}})  # fmt: skip
+    space = tmp_path / "space.yaml"
+    params = {"model.lr": {"type": "float", "low": 1e-3, "high": 1e-2}}
+    space.write_text(yaml.safe_dump({"fixed": {"trainer.max_epochs": 1}, "params": params}))
     one = ("--tune.n_trials", "1", "--trainer.limit_train_batches", "2")
     runs = tmp_path / "lightning_logs"
     assert main(tune_args(data_dir, tmp_path, space, *one)) == 0  # the default storage and study name
