@@ -48,7 +48,7 @@ OPTIONS: dict[str, dict] = {
     "timeout": {"type": float, "default": None, "help": "seconds for this worker"},
     "storage": {"help": "RDB URL, or a journal file path (default: <runs folder>/lightning_logs/<study>.db)"},
     "study_name": {"help": "default: tune-<space file name>"},
-    "output": {"type": Path, "help": "the best trial's config (default: next to the storage)"},
+    "output": {"type": Path, "help": "the best trial's config (default: <study folder>-best.yaml beside the storage)"},
     "seed": {"type": int, "default": 0, "help": "sampler seed (-1: unseeded)"},
     "heartbeat": {
         "type": int,
