@@ -57,6 +57,8 @@ gpu-check: install ## on a CUDA machine: GPU fits (32/bf16, compile, DDP), kill+
 
 clean: ## remove runs, exports and caches (keeps data/ and .venv/)
 	rm -rf lightning_logs benchmarks/out .pytest_cache .ruff_cache
-	# what the README's own examples write into this folder (export --output, --predictions.output, a CSVLogger run)
-	rm -rf mnist.onnx mnist.pt model.onnx model.pt mine.pt preds.csv predictions.csv mycsv
+	# what the docs' examples write into this folder (export/tune --output, --predictions.output, a CSVLogger run,
+	# a tune storage and its best config; a test keeps this list in step with the docs)
+	rm -rf mnist.onnx mnist.pt model.onnx model.pt mine.pt preds.csv predictions.csv mycsv best_found.yaml
+	rm -rf tune.db tune-*-best.yaml
 	find . -name __pycache__ -prune -not -path './$(VENV)/*' -exec rm -rf {} +

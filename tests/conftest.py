@@ -1,14 +1,44 @@
-"""Shared fixtures: a small synthetic MNIST (see ``helpers/synthetic.py``), one trained run to reuse, the blocker."""
+"""Shared fixtures: a small synthetic MNIST (see ``helpers/synthetic.py``), one trained run to reuse, the blocker,
+and the guard that fails any test leaving a file in the checkout."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mnist_lightning.commands import main
+from mnist_lightning.common.layout import LOG_NAME
 from tests.helpers.import_blocker import BLOCKER
 from tests.helpers.synthetic import make_mnist, small_args
+
+ROOT = Path(__file__).parents[1]
+
+
+def checkout_entries() -> set[str]:
+    """The checkout's top-level names, and the folders of its lightning_logs/ down to a run's ``checkpoints/`` with
+    their modification times (files are replaced by a rename, which touches the folder)."""
+    entries = set(os.listdir(ROOT))
+    logs = ROOT / LOG_NAME
+    if logs.is_dir():
+        for path in [logs, *logs.glob("*"), *logs.glob("*/*"), *logs.glob("*/*/*")]:
+            if path.is_dir():
+                entries.add(f"{path.relative_to(ROOT)} (changed {path.stat().st_mtime_ns})")
+    return entries
+
+
+@pytest.fixture(autouse=True)
+def writes_only_under_tmp() -> Iterator[None]:
+    """Tests write only under their own temporary folders: a user's runs and exports stay as they were."""
+    before = checkout_entries()
+    yield
+    if new := sorted(checkout_entries() - before):
+        pytest.fail(
+            f"the test left or changed {', '.join(new)} in the checkout {ROOT}; write under tmp_path instead (e.g. "
+            "--trainer.default_root_dir, monkeypatch.chdir(tmp_path))."
+        )
 
 
 @pytest.fixture(scope="session")

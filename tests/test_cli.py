@@ -60,13 +60,10 @@ def test_fit_writes_checkpoints_events_and_verified_onnx(trained_run: Path, data
     np.testing.assert_allclose(logits, want, atol=1e-4)
 
 
-def test_fit_prints_where_everything_is(trained_run: Path, data_dir: Path, capsys) -> None:
-    assert (
-        main(
-            ["fit", *small_args(data_dir, "--trainer.default_root_dir", str(trained_run), "--trainer.max_epochs", "1")]
-        )
-        == 0
-    )
+def test_fit_prints_where_everything_is(tmp_path: Path, data_dir: Path, capsys) -> None:
+    # its own folder: a second run in the shared trained_run would become every later test's "best"
+    args = small_args(data_dir, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1")
+    assert main(["fit", *args]) == 0
     out = capsys.readouterr().out
     for what in ("best checkpoint", "ONNX model", "tensorboard --logdir", "val/acc"):
         assert what in out

@@ -169,7 +169,7 @@ def test_a_configured_progress_bar_is_kept_as_configured(data_dir: Path, tmp_pat
 
 
 def test_a_configured_checkpoint_io_is_kept(data_dir: Path, tmp_path: Path) -> None:
-    args = small_args(data_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1")
+    args = small_args(data_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2")  # two batches
     args += ["--trainer.default_root_dir", str(tmp_path), "--export.enabled", "false"]
     cli = run_cli(["fit", *args, "--trainer.plugins", "lightning.fabric.plugins.io.torch_io.TorchCheckpointIO"])
     assert type(cli.trainer.strategy.checkpoint_io).__name__ == "TorchCheckpointIO"
@@ -218,9 +218,11 @@ def test_csv_logger_under_another_name_fit_test_export_resume(
     before = sorted((tmp_path / "mycsv").iterdir())
     assert main(["fit", *args, "--trainer.max_epochs", "3", "--ckpt_path", "last"]) == 0
     assert sorted((tmp_path / "mycsv").iterdir()) == before
-    # (Lightning's CSVLogger starts metrics.csv afresh when a run resumes: only the new epoch is in it)
+    # Lightning's CSVLogger starts metrics.csv afresh when a run resumes: the earlier epochs stay in metrics-1.csv
     epochs = {row["epoch"] for row in csv.DictReader((run / "metrics.csv").open()) if row.get("val/acc")}
     assert epochs == {"2"}
+    earlier = {row["epoch"] for row in csv.DictReader((run / "metrics-1.csv").open()) if row.get("val/acc")}
+    assert earlier == {"0", "1"}
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
 
 

@@ -139,13 +139,10 @@ def test_a_killed_worker_s_trial_is_failed_and_the_rerun_completes_the_study(dat
     slow = ("--trainer.callbacks+=tests.helpers.probes.SlowEpochs", "--trainer.callbacks.seconds", "1.0")
     worker = _worker(data_dir, tmp_path, space, *extra, *slow)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and worker.poll() is None:  # kill it inside its second trial
-        try:
-            trials = load(tmp_path, "k").get_trials() if (tmp_path / "lightning_logs" / "k.db").is_file() else []
-        except KeyError:  # the worker has not created the study yet
-            trials = []
-        if any(t.number == 1 and t.state == TrialState.RUNNING and t.intermediate_values for t in trials):
-            break
+    # kill it inside its second trial, once that has validated an epoch (its best checkpoint is saved then); watched
+    # through its run folder, as opening the storage while the worker still creates its tables would race with it
+    second = tmp_path / "lightning_logs" / "k" / "trial_0001" / "checkpoints"
+    while time.monotonic() < deadline and worker.poll() is None and not list(second.glob("best-*.ckpt")):
         time.sleep(0.2)
     assert worker.poll() is None, "the worker ended before it could be killed"
     os.kill(worker.pid, signal.SIGKILL)

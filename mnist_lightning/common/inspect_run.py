@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_lightning.common.errors import EXIT_USER_ERROR, UserError, report_error
+from mnist_lightning.common.layout import EVENTS_GLOB
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run_dir = Path(run_dir)
-    if not any(run_dir.glob("events.out.tfevents.*")):
+    if not any(run_dir.glob(EVENTS_GLOB)):
         raise UserError(
             f"{run_dir} holds no TensorBoard event files; pass a run folder such as lightning_logs/version_0"
         )

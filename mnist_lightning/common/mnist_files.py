@@ -19,27 +19,22 @@ from typing import Any
 import numpy as np
 
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.layout import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, mnist_raw_folder
 
 # the four official files and their MD5s (the same as torchvision's MNIST.resources; a test keeps them equal)
 FILES = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    TRAIN_IMAGES: "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    TRAIN_LABELS: "d53e105ee54ea40749a09fcbcd1e9432",
+    TEST_IMAGES: "9fb629c4189551a2d022fa330f9573f3",
+    TEST_LABELS: "ec29112dd5afa0611ce80d1b7f02629c",
 }
 # their sizes in bytes: a file shorter than its official size is checked for truncation before blaming its MD5
-SIZES = {
-    "train-images-idx3-ubyte.gz": 9912422,
-    "train-labels-idx1-ubyte.gz": 28881,
-    "t10k-images-idx3-ubyte.gz": 1648877,
-    "t10k-labels-idx1-ubyte.gz": 4542,
-}
+SIZES = {TRAIN_IMAGES: 9912422, TRAIN_LABELS: 28881, TEST_IMAGES: 1648877, TEST_LABELS: 4542}
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 
 
-def raw_folder(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "MNIST" / "raw"
+raw_folder = mnist_raw_folder  # the name the data modules and benchmarks use
 
 
 def _md5(path: Path) -> str:

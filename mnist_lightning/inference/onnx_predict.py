@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.layout import onnx_predictions_csv
 from mnist_lightning.common.predictions import Prediction, predictions, summary, write_csv
 from mnist_lightning.inference.digit_model import OnnxDigitModel
 from mnist_lightning.inference.preprocess import ImageError, load_batch
@@ -35,11 +36,4 @@ def predict_onnx_main(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     rows = predict_files(args.model, args.images)
-    print(summary(rows, write_csv(args.output or default_csv(args.model), rows)))
-
-
-def default_csv(model: str | Path) -> Path:
-    """``<run>/predict/``, where torch ``predict`` of the run's checkpoints writes its ``predictions.csv``; named after
-    the model, so neither command's CSV replaces the other's, nor one model's another's."""
-    model = Path(model)
-    return model.parent / "predict" / f"predictions-{model.stem}.csv"
+    print(summary(rows, write_csv(args.output or onnx_predictions_csv(args.model), rows)))

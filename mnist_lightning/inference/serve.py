@@ -32,15 +32,13 @@ except ImportError as missing:  # the web server is an extra: training installs 
         "with: pip install 'mnist-lightning[serve]' (make install includes them)."
     ) from None
 
-from mnist_lightning.common.layout import newest_onnx
+from mnist_lightning.common.layout import TEST_IMAGES, TEST_LABELS, mnist_raw_folder, newest_onnx
 from mnist_lightning.common.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, read_idx
 from mnist_lightning.inference.digit_model import OnnxDigitModel
 from mnist_lightning.inference.preprocess import ImageError, digit_ink, mnist_pixels
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a 280x280 canvas PNG is ~5 KB; anything near this is not a digit drawing
 MAX_IMAGE_PIXELS = 4096 * 4096  # checked before decoding: a small PNG can inflate to gigabytes
-TEST_IMAGES = "MNIST/raw/t10k-images-idx3-ubyte.gz"
-TEST_LABELS = "MNIST/raw/t10k-labels-idx1-ubyte.gz"
 
 
 def load_test_digits(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -48,8 +46,8 @@ def load_test_digits(data_dir: str | Path | None) -> tuple[np.ndarray, np.ndarra
     if data_dir is None:
         return None
     try:
-        images = read_idx(Path(data_dir) / TEST_IMAGES, IMAGE_MAGIC)
-        labels = read_idx(Path(data_dir) / TEST_LABELS, LABEL_MAGIC)
+        images = read_idx(mnist_raw_folder(data_dir) / TEST_IMAGES, IMAGE_MAGIC)
+        labels = read_idx(mnist_raw_folder(data_dir) / TEST_LABELS, LABEL_MAGIC)
     except (OSError, UserError) as err:
         print(f"note: 'try a test digit' is off: {err}", file=sys.stderr)
         return None

@@ -7,25 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnist_lightning.common.layout import ONNX_NAME, best_of_run, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.common.layout import export_path, resolve_checkpoint, torch_file_for
 from mnist_lightning.model.checkpoints import checkpoint_val_acc, net_from_checkpoint
 from mnist_lightning.model.onnx import export_onnx, onnx_metadata
-
-
-def torch_file_for(onnx_path: Path) -> Path:
-    """``mnist.pt`` goes beside ``mnist.onnx`` under the same name (the plain-PyTorch copy of the same net)."""
-    return onnx_path.with_suffix(".pt")
-
-
-def export_path(ckpt_path: Path) -> Path:
-    """Where ``export`` puts a checkpoint's model unless ``--output`` says: in its run folder (beside ``checkpoints/``),
-    as ``mnist.onnx`` for the run's best checkpoint (what ``fit`` exported) and as ``mnist-<checkpoint name>.onnx``
-    for any other, so exporting ``last`` never replaces the best one's file. Outside a run: beside the checkpoint."""
-    run = run_of_checkpoint(ckpt_path)
-    stem = Path(ONNX_NAME).stem
-    if run is not None and (best := best_of_run(run)) is not None and best.resolve() == ckpt_path.resolve():
-        return run / ONNX_NAME
-    return (run or ckpt_path.resolve().parent) / f"{stem}-{ckpt_path.stem}.onnx"
 
 
 def export_main(argv: list[str]) -> Path:

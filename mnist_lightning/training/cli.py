@@ -28,7 +28,16 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from mnist_lightning.commands import LIGHTNING_COMMANDS, program_name
 from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.errors import UserError, report_error
-from mnist_lightning.common.layout import BEST_FILENAME, LOG_NAME, resolve_checkpoint, run_of_checkpoint
+from mnist_lightning.common.layout import (
+    BEST_FILENAME,
+    CONFIG_NAME,
+    LOG_NAME,
+    checkpoints_folder,
+    evaluation_version,
+    keep_earlier_metrics,
+    resolve_checkpoint,
+    run_of_checkpoint,
+)
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import (
     check_checkpoint,
@@ -54,7 +63,12 @@ from mnist_lightning.training.cli_parser import MNISTArgumentParser, default_log
 from mnist_lightning.training.config_errors import config_error_message, no_checkpoint_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
-from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
+from mnist_lightning.training.quiet import (
+    expect_full_checkpoint_folder,
+    hide_known_noise,
+    metrics_kept_aside,
+    same_folder_spelled_twice,
+)
 
 SUBCOMMANDS = LIGHTNING_COMMANDS
 DEFAULT_BAR = {
@@ -91,7 +105,7 @@ class MNISTCLI(LightningCLI):
         defaults.setdefault("plugins", {"class_path": "mnist_lightning.training.checkpoint_io.AtomicCheckpointIO"})
         extra = defaults.pop("callbacks", None) or []
         # callbacks in trainer_defaults are always added by LightningCLI; these have no settings of their own.
-        # ScheduleGuard comes first: its check runs before the run's config.yaml is (re)written.
+        # ScheduleGuard comes first: a refused resume stops before any other callback starts the run.
         defaults["callbacks"] = [
             self.schedule_guard,
             GracefulStop(self.argv),
@@ -154,7 +168,7 @@ class MNISTCLI(LightningCLI):
             trainer.logger = default_logger(trainer)
         if self.subcommand == "fit":
             if (run := _resume_in_place(trainer.logger, self.resume_from)) is not None:
-                expect_full_checkpoint_folder(run / "checkpoints")
+                expect_full_checkpoint_folder(checkpoints_folder(run))
         else:  # validate/test/predict of a run's checkpoint log into <run>/<stage>/, not a new run folder
             _resume_in_place(trainer.logger, self.evaluated, self.subcommand)
         callbacks = list(trainer.callbacks or [])
@@ -173,7 +187,16 @@ class MNISTCLI(LightningCLI):
         dm.prepare_data()
         dm.setup(self.subcommand)  # decodes and caches the splits; the trainer's own setup() reuses them
 
-    before_fit = before_validate = before_test = before_predict = _check_data
+    before_validate = before_test = before_predict = _check_data
+
+    def before_fit(self) -> None:
+        self._check_data()
+        if self.resume_from is not None and self.trainer.is_global_zero:
+            self.schedule_guard.watch(Path(self.trainer.log_dir or self.trainer.default_root_dir))
+            # a CSVLogger deletes its run's metrics.csv when it starts: the earlier epochs stay, as metrics-<n>.csv
+            for logger in self.trainer.loggers:
+                if isinstance(logger, CSVLogger) and keep_earlier_metrics(logger.log_dir) is not None:
+                    metrics_kept_aside(logger.log_dir)
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -242,7 +265,7 @@ def _resume_in_place(logger: Any, ckpt: Path | None, subfolder: str | None = Non
         return None
     number = run.name.removeprefix("version_")
     if subfolder:  # a string version is used as the folder name as it is, by every Lightning logger
-        args.version = f"{run.name}/{subfolder}"
+        args.version = evaluation_version(run, subfolder)
     else:
         args.version = int(number) if run.name.startswith("version_") and number.isdigit() else run.name
     return run
@@ -255,7 +278,7 @@ def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | Non
         MNISTDataModule,
         trainer_class=MNISTTrainer,  # `--trainer.limit_train_batches 1` is one batch, not the whole epoch
         seed_everything_default=42,
-        save_config_kwargs={"overwrite": True},
+        save_config_kwargs={"overwrite": True, "config_filename": CONFIG_NAME},
         parser_class=MNISTArgumentParser,  # --print_config shows the logger used
         trainer_defaults={"callbacks": extra_callbacks} if extra_callbacks else None,
         # raise instead of printing the whole usage: lightning_main turns the error into one specific paragraph

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.layout import SPLIT_FILES
 from mnist_lightning.common.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, ensure_raw_files, read_idx
 from mnist_lightning.training.predict_images import ImageBatches, load_predict_images
 
@@ -18,8 +19,8 @@ SPLIT_SEED = 1234  # the train/val split is fixed, whatever the training seed, s
 
 def load_split(raw: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as uint8 ``[N, 784]`` and labels as int64 ``[N]`` for ``prefix`` "train" or "t10k"."""
-    images = read_idx(raw / f"{prefix}-images-idx3-ubyte.gz", IMAGE_MAGIC)
-    labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", LABEL_MAGIC)
+    images_file, labels_file = SPLIT_FILES[prefix]
+    images, labels = read_idx(raw / images_file, IMAGE_MAGIC), read_idx(raw / labels_file, LABEL_MAGIC)
     if images.shape[0] != labels.shape[0]:
         raise UserError(
             f"{raw}/{prefix}-*: {images.shape[0]} images but {labels.shape[0]} labels; the two files do not belong "

@@ -77,3 +77,9 @@ def same_folder_spelled_twice(saved_dirpath: str) -> None:
             message=re.escape(f"The dirpath has changed from {saved_dirpath!r} to {real!r}"),
             module=re.escape("lightning.pytorch.callbacks.model_checkpoint"),
         )
+
+
+def metrics_kept_aside(log_dir: str) -> None:
+    """A resumed CSVLogger run whose ``metrics.csv`` was just moved aside: Lightning's warning that the folder's log
+    files will be deleted no longer holds for that one folder (the message names it)."""
+    warnings.filterwarnings("ignore", message=re.escape(f"Experiment logs directory {log_dir} exists and is not empty"))

@@ -23,7 +23,15 @@ from jsonargparse import Namespace
 
 from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.common.layout import LOG_NAME
+from mnist_lightning.common.layout import (
+    LOG_NAME,
+    best_config_path,
+    default_storage,
+    foreign_trials,
+    storage_file,
+    study_folder,
+    trial_folders,
+)
 from mnist_lightning.training.cli import run_cli
 from mnist_lightning.training.config_errors import config_error_message
 from mnist_lightning.tune.report import best_trial, top_table, write_best_config
@@ -41,7 +49,7 @@ OPTIONS: dict[str, dict] = {
     "timeout": {"type": float, "default": None, "help": "seconds for this worker"},
     "storage": {"help": "RDB URL, or a journal file path (default: <runs folder>/lightning_logs/<study>.db)"},
     "study_name": {"help": "default: tune-<space file name>"},
-    "output": {"type": Path, "help": "the best trial's config (default: next to the storage)"},
+    "output": {"type": Path, "help": "the best trial's config (default: <study folder>-best.yaml beside the storage)"},
     "seed": {"type": int, "default": 0, "help": "sampler seed (-1: unseeded)"},
     "heartbeat": {
         "type": int,
@@ -117,14 +125,20 @@ def _tune(argv: list[str]) -> None:
     root = os.path.normpath(os.path.expanduser(config.trainer.default_root_dir or os.getcwd()))
     runs = Path(root) / LOG_NAME
     study_name = opts.study_name or f"tune-{Path(opts.space).stem}"
-    storage_url = opts.storage or f"sqlite:///{runs / study_name}.db"
-    output = opts.output or _beside_storage(storage_url, runs) / f"{study_name}-best.yaml"
+    storage_url = opts.storage or default_storage(runs, study_name)
+    folder = study_folder(runs, study_name, storage_url)
+    output = opts.output or best_config_path(storage_url, folder)
+    add_logger = config.trainer.logger in (None, True)
+    trials_in = folder if add_logger else _user_logger_folder(config, root) / folder.name
+    if (file := storage_file(storage_url)) is not None and not file.exists():  # refused before the storage is made
+        refuse_foreign_trials(trial_folders(trials_in), set(), study_name, storage_url)
 
     storage = open_storage(storage_url, opts.heartbeat)
     seed = None if opts.seed < 0 else opts.seed
+    listed = trial_folders(trials_in)  # before the study is read: a folder made meanwhile belongs to one of its trials
     study = open_study(storage, study_name, seed, opts.pruner_startup_trials, opts.pruner_warmup_epochs)
-    add_logger = config.trainer.logger in (None, True)
-    objective = make_objective(base, space, add_logger, str(runs), study_name)
+    refuse_foreign_trials(listed, {t.number for t in study.get_trials(deepcopy=False)}, study_name, storage_url)
+    objective = make_objective(base, space, add_logger, folder)
     code = 0
     fail_dead_trials(study, storage)
     try:
@@ -138,10 +152,23 @@ def _tune(argv: list[str]) -> None:
         sys.exit(code)
 
 
-def _beside_storage(url: str, runs: Path) -> Path:
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///")).parent
-    return Path(url).parent if "://" not in url else runs
+def _user_logger_folder(config: Namespace, root: str) -> Path:
+    """``<save_dir>/<name>`` of the user's own logger, where the trials' versions go."""
+    args = config.trainer.logger.get("init_args") if isinstance(config.trainer.logger, Namespace) else None
+    save_dir = args.get("save_dir") if args is not None else None
+    return Path(str(save_dir or root)) / str((args.get("name") if args is not None else None) or "")
+
+
+def refuse_foreign_trials(folders: list[Path], numbers: set[int], study: str, storage_url: str) -> None:
+    """Trial folders of an earlier study of this name and storage (its storage deleted or replaced) stay its own."""
+    if not (foreign := foreign_trials(folders, numbers)):
+        return
+    more = f" and {len(foreign) - 1} more trial folders" if len(foreign) > 1 else ""
+    raise UserError(
+        f"{foreign[0].parent} holds {foreign[0].name}{more} of an earlier study {study!r} that the storage "
+        f"{storage_url} does not know (deleted or replaced); this study's trials would be written over them. Move "
+        "that folder (and its -best.yaml) away to start over, or choose another --tune.study_name."
+    )
 
 
 def finish(study: optuna.Study, storage_url: str, output: Path) -> None:

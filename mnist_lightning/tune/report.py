@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.contract import MONITOR
+from mnist_lightning.common.layout import CONFIG_NAME
 
 # trial user attributes written by the objective
 RUN_ATTR = "run_dir"
@@ -70,7 +71,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def write_best_config(trial: FrozenTrial, output: Path) -> Path | None:
     """The best trial's resolved ``config.yaml``, made to start a new run of its own under the default logger."""
-    source = Path(trial.user_attrs.get(RUN_ATTR, "")) / "config.yaml"
+    source = Path(trial.user_attrs.get(RUN_ATTR, "")) / CONFIG_NAME
     if not source.is_file():
         return None
     config = yaml.safe_load(source.read_text())

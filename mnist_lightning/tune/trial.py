@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -18,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.layout import trial_version
 from mnist_lightning.training.cli import run_cli
 from mnist_lightning.tune.report import EPOCHS_ATTR, LOGGER_ATTR, RUN_ATTR, WORKER_ATTR
 from mnist_lightning.tune.space import SearchSpace, as_cli_args, with_fixed
@@ -59,19 +61,19 @@ class OptunaReport(L.Callback):
             trainer.should_stop = True
 
 
-def logger_args(add_logger: bool, save_dir: str, study: str, number: int) -> list[str]:
-    """Each trial's run folder is ``<save_dir>/<study>/trial_NNNN``: named by its (unique) trial number, so workers
+def logger_args(add_logger: bool, folder: Path, number: int) -> list[str]:
+    """Each trial's run folder is ``<study folder>/trial_NNNN``: named by its (unique) trial number, so workers
     never race for the same ``version_N``."""
-    version = f"trial_{number:04d}"
-    if not add_logger:  # the user's own logger keeps its folder; only the version is the trial's
-        return ["--trainer.logger.version", version]
+    version = trial_version(number)
+    if not add_logger:  # the user's own logger keeps its folder, with the study's folder inside it
+        return ["--trainer.logger.version", f"{folder.name}/{version}"]
     return [
         "--trainer.logger",
         "lightning.pytorch.loggers.TensorBoardLogger",
         "--trainer.logger.save_dir",
-        save_dir,
+        str(folder.parent),
         "--trainer.logger.name",
-        study,
+        folder.name,
         "--trainer.logger.version",
         version,
         "--trainer.logger.default_hp_metric",
@@ -79,7 +81,7 @@ def logger_args(add_logger: bool, save_dir: str, study: str, number: int) -> lis
     ]
 
 
-def make_objective(base: list[str], space: SearchSpace, add_logger: bool, save_dir: str, study: str) -> Any:
+def make_objective(base: list[str], space: SearchSpace, add_logger: bool, folder: Path) -> Any:
     """The objective: best ``val/acc`` of one ``fit`` with the trial's proposals (never the test set)."""
 
     def objective(trial: optuna.Trial) -> float:
@@ -87,7 +89,7 @@ def make_objective(base: list[str], space: SearchSpace, add_logger: bool, save_d
         trial.set_user_attr(LOGGER_ATTR, add_logger)
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")  # which worker ran it
         args = ["fit", *with_fixed(base, space.fixed), *as_cli_args(params)]
-        args += logger_args(add_logger, save_dir, study, trial.number)
+        args += logger_args(add_logger, folder, trial.number)
         report = OptunaReport(trial)
         try:
             run_cli(args, extra_callbacks=[report])

@@ -7,9 +7,8 @@ from pathlib import Path
 import lightning as L
 
 from mnist_lightning.common.contract import MONITOR
-from mnist_lightning.common.layout import ONNX_NAME
+from mnist_lightning.common.layout import ONNX_NAME, torch_file_for
 from mnist_lightning.model.checkpoints import VAL_ACC_KEY, net_from_checkpoint
-from mnist_lightning.model.export_command import torch_file_for
 from mnist_lightning.model.onnx import cpu_float_copy, export_onnx, onnx_metadata
 
 
@@ -28,7 +27,7 @@ class OnnxExport(L.Callback):
             checkpoint[VAL_ACC_KEY] = float(acc)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.enabled or trainer.sanity_checking:
+        if not self.enabled or trainer.sanity_checking or trainer.fast_dev_run:  # a smoke test is not a model to keep
             return
         out = Path(trainer.log_dir or trainer.default_root_dir) / self.filename  # log_dir is collective under DDP
         if not trainer.is_global_zero:

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from torchmetrics import Metric
 
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.common.layout import LAST_NAME
+from mnist_lightning.common.layout import LAST_NAME, checkpoints_folder
 
 METRICS_KEY = "mnist_lightning_metric_states"
 RNG_KEY = "mnist_lightning_rng_per_rank"  # one rng_state() per DDP rank, in rank order
@@ -106,14 +106,8 @@ class ResumeCheckpoint(Checkpoint):
         best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
         if best is not None:  # resolved (and broadcast from rank 0) in its own setup, which runs first
             self.dirpath = Path(best.dirpath)
-            return
-        if trainer.loggers:  # as ModelCheckpoint does: <save_dir>/<name>/version_N/checkpoints
-            logger = trainer.loggers[0]
-            version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
-            folder = os.path.join(logger.save_dir or trainer.default_root_dir, str(logger.name), version, "checkpoints")
-        else:
-            folder = os.path.join(trainer.default_root_dir, "checkpoints")
-        self.dirpath = Path(trainer.strategy.broadcast(folder))
+        else:  # checkpointing of the best switched off: the run folder's own (log_dir is broadcast from rank 0)
+            self.dirpath = checkpoints_folder(trainer.log_dir or trainer.default_root_dir)
 
     def save(self, trainer: L.Trainer, epoch_end: bool = False) -> Path:
         assert self.path is not None

@@ -6,6 +6,7 @@ position from the checkpoint; with other settings in the config, the run would s
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from lightning.pytorch.callbacks import Timer
 
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
-from mnist_lightning.common.layout import run_of_checkpoint
+from mnist_lightning.common.layout import CONFIG_NAME, METRICS_CSV, run_of_checkpoint
 from mnist_lightning.model.options import NAMES, SPEED_ONLY
 from mnist_lightning.training.module import SCHEDULE_KEY
 
@@ -30,7 +31,7 @@ def _same(saved: Any, wanted: Any) -> bool:
 
 def _run_config(path: Path) -> str:
     run = run_of_checkpoint(path)
-    config = run / "config.yaml" if run is not None else None
+    config = run / CONFIG_NAME if run is not None else None
     return f"--config {config}" if config is not None and config.is_file() else "the run's own config"
 
 
@@ -102,8 +103,9 @@ class ScheduleGuard(L.Callback):
 
     OneCycle cannot step past its end and a cosine would jump to another point of its curve; the length is fixed
     when the run starts, so resuming needs the same ``max_epochs`` / ``max_steps`` / batches per epoch. The new
-    length is known once the optimizers are configured (on_fit_start), after Lightning has rewritten the run's
-    ``config.yaml``: a refusal puts the run's own config back. (Asking the trainer earlier would build the training
+    length is known once the optimizers are configured (on_fit_start). By then Lightning has opened the loggers (a
+    new event file), rewritten the run's ``config.yaml`` and a CSVLogger has dropped ``metrics.csv``: a refusal puts
+    the run folder back as it was when the command started. (Asking the trainer earlier would build the training
     loader before the checkpoint's loader position is restored, and the resume would no longer be exact.)
     """
 
@@ -111,29 +113,47 @@ class ScheduleGuard(L.Callback):
         self.ckpt_path: Path | None = None  # the checkpoint `fit` resumes from (trainer.ckpt_path is set later)
         self._resumed: dict[str, Any] | None = None  # its schedule record, read with it in parse_arguments
         self._saved: dict[str, Any] | None = None
-        self._config: tuple[Path, bytes] | None = None
+        self._run: tuple[Path, set[str] | None, dict[str, bytes]] | None = None
 
     def resume_from(self, path: Path, ckpt: dict[str, Any]) -> None:
         """The checkpoint ``fit`` resumes from, already read (None in its record: a constant LR, no schedule)."""
         self.ckpt_path, self._resumed = path, ckpt.get(SCHEDULE_KEY)
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._saved = self._config = None
-        if stage != "fit" or self.ckpt_path is None:
+    def watch(self, log_dir: Path) -> None:
+        """The folder this fit will log into, told before anything is written there: what a refusal puts back."""
+        if not self._resumed:
             return
-        self._saved = self._resumed
-        config = Path(trainer.log_dir or trainer.default_root_dir) / "config.yaml"  # runs before SaveConfigCallback
-        if self._saved and trainer.is_global_zero and config.is_file():
-            self._config = config, config.read_bytes()
+        if not log_dir.exists():  # a new run folder: a refusal removes it, with the folders made for it
+            while not log_dir.parent.exists():
+                log_dir = log_dir.parent
+            self._run = log_dir, None, {}
+            return
+        kept = {n: (log_dir / n).read_bytes() for n in (CONFIG_NAME, METRICS_CSV) if (log_dir / n).is_file()}
+        self._run = log_dir, {p.name for p in log_dir.iterdir()}, kept
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._saved = self._resumed if stage == "fit" and self.ckpt_path is not None else None
+
+    def _put_back(self) -> None:
+        """The run folder's files as they were: new ones removed, the rewritten ones restored."""
+        assert self._run is not None
+        run, names, kept = self._run
+        if names is None:
+            shutil.rmtree(run, ignore_errors=True)
+            return
+        for new in [p for p in run.iterdir() if p.name not in names and p.is_file()]:
+            new.unlink()  # an event file still open in its logger: on POSIX that only drops its name
+        for name, content in kept.items():
+            if not (run / name).is_file() or (run / name).read_bytes() != content:
+                with replace_atomically(run / name) as tmp:
+                    tmp.write_bytes(content)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         schedule = getattr(pl_module, "schedule", None)  # what configure_optimizers built for this run
         if not self._saved or not schedule or int(self._saved["steps"]) == schedule["steps"]:
             return
-        if self._config is not None:
-            path, content = self._config
-            with replace_atomically(path) as tmp:
-                tmp.write_bytes(content)
+        if self._run is not None and trainer.is_global_zero:
+            self._put_back()
         saved = self._saved
         epochs, steps = saved.get("max_epochs"), saved.get("max_steps")
         length = f"--trainer.max_epochs {epochs}" + (f" --trainer.max_steps {steps}" if steps not in (None, -1) else "")

@@ -17,6 +17,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lightning.common.contract import INPUT_SIZE, MONITOR, NUM_CLASSES
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.common.layout import EVENTS_GLOB, run_of_checkpoint
 from mnist_lightning.model.checkpoints import checkpoint_val_acc, load_checkpoint
 from mnist_lightning.training.callbacks.figures import confusion_image, misclassified_grid
 
@@ -142,7 +143,9 @@ class TensorBoardViews(L.Callback):
             "hp/best_val_acc": float("nan") if val is None else val,
             "hp/test_acc": float(trainer.callback_metrics["test/acc"]),
         }
-        params, source = run_hparams(trainer, pl_module), source_run(trainer.ckpt_path)
+        params, source = run_hparams(trainer, pl_module), run_of_checkpoint(trainer.ckpt_path)
+        if source is not None and not any(source.glob(EVENTS_GLOB)):  # not a TensorBoard run: no row to add there
+            source = None
         for tb in _tensorboards(trainer):
             if source is not None and source.resolve() != Path(tb.log_dir).resolve():
                 # the trained run's own folder gets the row with its test score, through a logger opened there
@@ -173,17 +176,6 @@ def hparams_row(tb: TensorBoardLogger, params: dict[str, Any], metrics: dict[str
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
     return [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-
-
-def source_run(ckpt_path: str | os.PathLike | None) -> Path | None:
-    """The run folder a checkpoint was written in (``.../version_N/checkpoints/x.ckpt``), if it has event files."""
-    if not ckpt_path:
-        return None
-    path = Path(ckpt_path)
-    run = path.parent.parent
-    if path.parent.name == "checkpoints" and any(run.glob("events.out.tfevents.*")):
-        return run
-    return None
 
 
 def run_hparams(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
