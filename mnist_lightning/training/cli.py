@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,9 @@ from mnist_lightning.common.errors import UserError, report_error
 from mnist_lightning.common.layout import (
     BEST_FILENAME,
     CONFIG_NAME,
-    LOG_NAME,
     checkpoints_folder,
-    evaluation_version,
     keep_earlier_metrics,
     resolve_checkpoint,
-    run_of_checkpoint,
 )
 from mnist_lightning.common.mnist_files import FILES, raw_folder
 from mnist_lightning.model.checkpoints import (
@@ -46,7 +42,6 @@ from mnist_lightning.model.checkpoints import (
     saved_checkpoint_folder,
 )
 from mnist_lightning.training.accelerators import check_accelerator
-from mnist_lightning.training.batch_limits import MNISTTrainer
 from mnist_lightning.training.callbacks.export import OnnxExport
 from mnist_lightning.training.callbacks.graceful_stop import GracefulStop, abort_on_next_ctrl_c
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
@@ -59,7 +54,7 @@ from mnist_lightning.training.callbacks.resume_guard import (
     stop_note,
 )
 from mnist_lightning.training.callbacks.views import TensorBoardViews
-from mnist_lightning.training.cli_parser import MNISTArgumentParser, default_logger
+from mnist_lightning.training.cli_parser import MNISTArgumentParser, MNISTTrainer
 from mnist_lightning.training.config_errors import config_error_message, no_checkpoint_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
@@ -69,6 +64,7 @@ from mnist_lightning.training.quiet import (
     metrics_kept_aside,
     same_folder_spelled_twice,
 )
+from mnist_lightning.training.run_folder import default_logger, logger_folder, resume_in_place, shown_path
 
 SUBCOMMANDS = LIGHTNING_COMMANDS
 DEFAULT_BAR = {
@@ -143,7 +139,7 @@ class MNISTCLI(LightningCLI):
         if sub in ("validate", "test", "predict") and not self.config[sub].get("ckpt_path"):
             raise UserError(no_checkpoint_message(sub))  # before any run folder is made
         if sub and (ckpt := self.config[sub].get("ckpt_path")):
-            root, name = _logger_folder(self.config[sub].trainer)
+            root, name = logger_folder(self.config[sub].trainer)
             path = resolve_checkpoint(ckpt, root, name)
             # a clear error now rather than a traceback from deep inside Lightning
             ckpt = check_checkpoint(path, self.config[sub].model.hidden_layers if sub == "fit" else None)
@@ -167,10 +163,10 @@ class MNISTCLI(LightningCLI):
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
             trainer.logger = default_logger(trainer)
         if self.subcommand == "fit":
-            if (run := _resume_in_place(trainer.logger, self.resume_from)) is not None:
+            if (run := resume_in_place(trainer.logger, self.resume_from)) is not None:
                 expect_full_checkpoint_folder(checkpoints_folder(run))
         else:  # validate/test/predict of a run's checkpoint log into <run>/<stage>/, not a new run folder
-            _resume_in_place(trainer.logger, self.evaluated, self.subcommand)
+            resume_in_place(trainer.logger, self.evaluated, self.subcommand)
         callbacks = list(trainer.callbacks or [])
         bars = [c for c in callbacks if (cls := _class(c)) is not None and issubclass(cls, ProgressBar)]
         if trainer.enable_progress_bar is False or len(bars) > 1:  # the user's choice wins over the default bar
@@ -234,41 +230,6 @@ class MNISTCLI(LightningCLI):
         writer = next((c for c in self.trainer.callbacks if isinstance(c, PredictionCsv)), None)
         if writer is not None and writer.report:
             print(writer.report, flush=True)
-
-
-def shown_path(path: str | os.PathLike) -> str:
-    """One spelling for every path the CLI prints: relative to the working folder when inside it, else absolute."""
-    full = os.path.abspath(path)
-    inside = os.path.commonpath([full, os.getcwd()]) == os.getcwd()
-    return os.path.relpath(full) if inside else full
-
-
-def _logger_folder(trainer: Namespace) -> tuple[str, str | None]:
-    """(save_dir, name) of the configured logger, where ``best``/``last`` are looked up (any name: None)."""
-    logger = trainer.logger
-    if logger in (None, True):
-        return trainer.default_root_dir or ".", LOG_NAME
-    args = logger.get("init_args") if isinstance(logger, (dict, Namespace)) else None
-    if args is not None and args.get("save_dir") is not None:
-        return str(args.get("save_dir")), args.get("name")
-    return trainer.default_root_dir or ".", None
-
-
-def _resume_in_place(logger: Any, ckpt: Path | None, subfolder: str | None = None) -> Path | None:
-    """A fit resumed from ``<save_dir>/<name>/<version>/checkpoints/`` of this logger continues in that folder; an
-    evaluation of such a checkpoint logs into ``<version>/<subfolder>``. Returns the run folder, if it is one."""
-    args = logger.get("init_args") if isinstance(logger, (dict, Namespace)) else None
-    run = run_of_checkpoint(ckpt) if ckpt is not None else None
-    if run is None or args is None or args.get("save_dir") is None:
-        return None
-    if run.parent.resolve() != (Path(str(args.save_dir)) / str(args.get("name") or "")).resolve():
-        return None
-    number = run.name.removeprefix("version_")
-    if subfolder:  # a string version is used as the folder name as it is, by every Lightning logger
-        args.version = evaluation_version(run, subfolder)
-    else:
-        args.version = int(number) if run.name.startswith("version_") and number.isdigit() else run.name
-    return run
 
 
 def run_cli(args: list[str] | None = None, extra_callbacks: list[Callback] | None = None, **kwargs: Any) -> MNISTCLI:

@@ -1,32 +1,22 @@
-"""The CLI's argument parser and the default logger it fills in, so that ``--print_config`` shows the logger a run
-will use (as the run's ``config.yaml`` does) instead of ``logger: null``."""
+"""What the CLI parses differently from a plain LightningCLI.
+
+- :class:`MNISTArgumentParser`: ``--print_config`` shows the logger a run will use (as its ``config.yaml`` does)
+  instead of ``logger: null``.
+- :class:`MNISTTrainer`: ``limit_*_batches`` read integer first. Lightning types them ``float | int | None`` and
+  jsonargparse tries the union in that order, so ``1`` became ``1.0``, the whole epoch; here ``1`` is one batch,
+  ``1.0`` all of them, ``0.25`` a quarter (in a config file as on the command line).
+"""
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
+import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser
 
-from mnist_lightning.common.layout import LOG_NAME
-
-DEFAULT_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
-
-
-def default_logger(trainer: Namespace) -> Namespace:
-    """Lightning's default logger for this trainer config, minus its placeholder ``hp_metric=-1``."""
-    return Namespace(
-        class_path=DEFAULT_LOGGER,
-        init_args=Namespace(
-            # as Trainer spells its default logger's save_dir, so ModelCheckpoint keeps its best-k state
-            save_dir=os.path.normpath(os.path.expanduser(trainer.default_root_dir or os.getcwd())),
-            name=LOG_NAME,
-            version=None,
-            default_hp_metric=False,
-        ),
-    )
+from mnist_lightning.training.run_folder import default_logger
 
 
 class MNISTArgumentParser(LightningArgumentParser):
@@ -45,3 +35,30 @@ class MNISTArgumentParser(LightningArgumentParser):
                 "ignore", message=r"(?s)\s*skip_none parameter was deprecated", category=DeprecationWarning
             )
             return super().dump(cfg, *args, **kwargs)
+
+
+class MNISTTrainer(L.Trainer):
+    def __init__(
+        self,
+        *,
+        limit_train_batches: int | float | None = None,
+        limit_val_batches: int | float | None = None,
+        limit_test_batches: int | float | None = None,
+        limit_predict_batches: int | float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            limit_train_batches: training batches per epoch: an int is a count, a float a fraction (1.0: all).
+            limit_val_batches: validation batches per check: an int is a count, a float a fraction, 0 none.
+            limit_test_batches: test batches: an int is a count, a float a fraction.
+            limit_predict_batches: predict batches: an int is a count, a float a fraction.
+            **kwargs: every other ``lightning.Trainer`` argument.
+        """
+        super().__init__(
+            limit_train_batches=limit_train_batches,
+            limit_val_batches=limit_val_batches,
+            limit_test_batches=limit_test_batches,
+            limit_predict_batches=limit_predict_batches,
+            **kwargs,
+        )
