@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mnist_lightning.training.data import MNISTDataModule
 from tests.helpers.probes import image_key
-from tests.helpers.synthetic import small_args
+from tests.helpers.synthetic import fit_in_subprocess, small_args
 
 REPO = Path(__file__).parents[1]
 
@@ -26,15 +23,7 @@ def test_two_process_ddp_fit(data_dir: Path, tmp_path: Path) -> None:
     args = small_args(
         data_dir, "--config", str(REPO / "configs" / "ddp.yaml"), "--config", str(tmp_path / "probe.yaml")
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mnist_lightning", "fit", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = fit_in_subprocess(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((seen / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

@@ -4,15 +4,13 @@ both ranks at the same step with a last.ckpt that resumes bit for bit (every ran
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.helpers.synthetic import small_args
+from tests.helpers.synthetic import fit_in_subprocess, small_args
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).parents[1]
@@ -25,15 +23,7 @@ def ddp_fit(data_dir: Path, root: Path, callbacks: str, *extra: str) -> subproce
     args = small_args(data_dir, "--export.enabled", "false", "--views.enabled", "false")
     args[1] = str(REPO / "configs" / "best.yaml")
     args += ["--config", str(REPO / "configs" / "ddp.yaml"), "--config", str(root / "probe.yaml"), *extra]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, "-m", "mnist_lightning", "fit", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return fit_in_subprocess(args, root, timeout=300)
 
 
 def record(root: Path) -> str:

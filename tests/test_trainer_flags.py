@@ -7,9 +7,6 @@ validation images (one batch, or four with --data.eval_batch_size 25).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -25,7 +22,7 @@ from mnist_lightning.commands import main
 from mnist_lightning.model.checkpoints import load_checkpoint
 from mnist_lightning.training.cli import MNISTCLI, run_cli
 from tests.helpers.probes import image_key
-from tests.helpers.synthetic import small_args
+from tests.helpers.synthetic import fit_in_subprocess, small_args
 
 BATCHES = 10  # training batches per epoch of the synthetic split
 FOUR_VAL_BATCHES = ("--data.eval_batch_size", "25")  # the 100 validation images in 4 batches
@@ -253,15 +250,7 @@ def test_ddp_spawn_on_two_cpu_processes_ends_with_the_summary(data_dir: Path, tm
     # the launching process only gets the best path back from its workers; the summary crashed on the missing score
     spawn = ("--trainer.strategy", "ddp_spawn", "--trainer.devices", "2")
     args = small_args(data_dir, *spawn, "--export.enabled", "false")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mnist_lightning", "fit", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = fit_in_subprocess(args, tmp_path)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     (best,) = best_files(tmp_path)
     assert f"best checkpoint : {best} (val/acc " in proc.stdout

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).parents[2]
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int) -> None:
@@ -61,3 +66,16 @@ def small_args(data_dir: Path, *extra: str) -> list[str]:
         "2",
         *extra,
     ]
+
+
+def fit_in_subprocess(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m mnist_lightning fit ARGS`` as its own process in ``cwd``, importing this checkout's package."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_lightning", "fit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
