@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -33,17 +33,26 @@ from mnist_lightning.training.callbacks.graceful_stop import GracefulStop
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
 from mnist_lightning.training.callbacks.resume_guard import ScheduleGuard, check_resume_settings
+from mnist_lightning.training.callbacks.step_hooks import (
+    LeanModelCheckpoint,
+    LeanSaveConfigCallback,
+    LeanTQDMProgressBar,
+)
 from mnist_lightning.training.callbacks.views import TensorBoardViews
 from mnist_lightning.training.config_errors import config_error_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
+from mnist_lightning.training.multi_step import check_steps_per_call
 from mnist_lightning.training.quiet import expect_full_checkpoint_folder, hide_known_noise, same_folder_spelled_twice
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 # Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still
 # moves smoothly
 BAR_REFRESH = 20
-DEFAULT_BAR = {"class_path": "lightning.pytorch.callbacks.TQDMProgressBar", "init_args": {"refresh_rate": BAR_REFRESH}}
+DEFAULT_BAR = {
+    "class_path": f"{LeanTQDMProgressBar.__module__}.LeanTQDMProgressBar",
+    "init_args": {"refresh_rate": BAR_REFRESH},
+}
 DEFAULT_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
 
 
@@ -58,7 +67,7 @@ def _class(entry: Any) -> type | None:
 
 def _is_default_bar(entry: Any) -> bool:
     args = entry.get("init_args") if isinstance(entry, (dict, Namespace)) else None
-    return _class(entry) is TQDMProgressBar and args is not None and args.get("refresh_rate") == BAR_REFRESH
+    return _class(entry) is LeanTQDMProgressBar and args is not None and args.get("refresh_rate") == BAR_REFRESH
 
 
 class MNISTCLI(LightningCLI):
@@ -80,11 +89,12 @@ class MNISTCLI(LightningCLI):
             GracefulStop(self.argv),
             *(extra if isinstance(extra, list) else [extra]),
         ]
+        kwargs.setdefault("save_config_callback", LeanSaveConfigCallback)
         super().__init__(*args, trainer_defaults=defaults, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # always-on callbacks, each configurable: --checkpoint.*, --export.*, --resume.*, --views.*, --predictions.*
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LeanModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",
@@ -100,6 +110,7 @@ class MNISTCLI(LightningCLI):
         parser.add_lightning_class_args(ResumeCheckpoint, "resume")  # --resume.every_n_train_steps N
         parser.add_lightning_class_args(TensorBoardViews, "views")
         parser.add_lightning_class_args(PredictionCsv, "predictions")
+        parser.link_arguments("model.steps_per_call", "data.steps_per_call")  # one setting, told to the loader
         # shown by --print_config; dropped in before_instantiate_classes when another bar is configured
         parser.set_defaults({"trainer.callbacks": [DEFAULT_BAR]})
 
@@ -130,6 +141,8 @@ class MNISTCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         trainer = self._stage_config().trainer
         check_accelerator(trainer.accelerator, trainer.devices)
+        config = self._stage_config()
+        check_steps_per_call(config.model.steps_per_call, trainer, config.resume.every_n_train_steps)
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
             trainer.logger = Namespace(
                 class_path=DEFAULT_LOGGER,

@@ -20,6 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.model.net import INPUT_SIZE, NUM_CLASSES, MyMNIST
 from mnist_lightning.training.augment import BatchAugment
+from mnist_lightning.training.multi_step import log_call_step, optimizer_steps, train_steps
 from mnist_lightning.training.rank_seeds import seed_rank
 
 STAGES = ("train", "val", "test")
@@ -46,13 +47,16 @@ class MNISTClassifier(L.LightningModule):
         augment_rotate: float = 0.0,
         augment_scale: float = 0.0,
         augment_elastic: float = 0.0,
+        steps_per_call: int = 1,
     ) -> None:
         """Defaults are the tutorial's recipe; see ``configs/best.yaml`` and ``configs/fast.yaml`` for tuned ones.
 
         ``lr_schedule``: "onecycle" (torch's OneCycleLR peaking at ``lr`` after a ``warmup`` fraction of the steps,
         with momentum cycling) or "cosine" (linear warmup over a ``warmup`` fraction, then cosine decay to 0), both
         stepped per batch. ``standardize`` and ``dropout`` live inside MyMNIST (see there); the ``augment_*``
-        amounts (see :class:`BatchAugment`) warp training batches only.
+        amounts (see :class:`BatchAugment`) warp training batches only. ``steps_per_call`` K > 1: the loader hands
+        K consecutive batches at once and :meth:`training_step` runs their K optimizer steps itself (manual
+        optimization): the same weights bit for bit, with a K-th of Lightning's per-batch cost.
         """
         super().__init__()
         hidden_layers = list(hidden_layers)
@@ -63,6 +67,8 @@ class MNISTClassifier(L.LightningModule):
             )
         if not lr > 0:
             raise UserError(f"model.lr must be > 0, got {lr}; e.g. --model.lr 0.001.")
+        if isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int) or steps_per_call < 1:
+            raise UserError(f"model.steps_per_call must be a positive integer, got {steps_per_call!r}; e.g. 8.")
         _check_options(optimizer, weight_decay, lr_schedule, warmup, label_smoothing, dropout)
         self.augment = BatchAugment(augment_shift, augment_rotate, augment_scale, augment_elastic)
         # plain types only, so checkpoints load with torch.load(weights_only=True)
@@ -71,16 +77,23 @@ class MNISTClassifier(L.LightningModule):
         hparams |= {"lr_schedule": str(lr_schedule), "warmup": float(warmup), "label_smoothing": float(label_smoothing)}
         hparams |= {"dropout": float(dropout), "standardize": bool(standardize)}
         hparams |= {f"augment_{k}": float(v) for k, v in vars(self.augment).items()}
+        hparams["steps_per_call"] = steps_per_call
         self.save_hyperparameters(hparams)
+        self.automatic_optimization = steps_per_call == 1
+        self._steps_per_call = steps_per_call  # a plain attribute: automatic_optimization is a property
         self.schedule: dict[str, int] | None = None  # the LR schedule's length, set by configure_optimizers
         self.net = MyMNIST(hidden_layers, dropout=dropout, standardize=standardize)
         if not compile:  # one image for the model summary to count FLOPs with (else it prints "0 Total Flops"); not
             # under torch.compile, where that extra batch-1 forward would trigger a compilation of its own
             self.example_input_array = torch.zeros(1, INPUT_SIZE)
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
-        # costs more than the step itself here. validate_args=False: the checks sync the host on every update.
+        # costs more than the step itself here. Training: plain sums [loss x samples, correct, samples] (a torchmetrics
+        # update costs ~100 Python calls, a third of a plain step); val/test: torchmetrics, validate_args=False
+        # (the checks sync the host on every update).
+        self.train_sums = torch.zeros(3)
+        self._smoothing = float(label_smoothing)  # a plain attribute: hparams lookups cost calls on every step
         self.metrics = nn.ModuleDict()
-        for stage in STAGES:
+        for stage in STAGES[1:]:
             # nan_strategy="disable": the NaN check is an `if tensor.any()`, a host sync on every step on a GPU
             self.metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
             self.metrics[f"{stage}_acc"] = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
@@ -99,6 +112,7 @@ class MNISTClassifier(L.LightningModule):
             checkpoint[SCHEDULE_KEY] = self.schedule
 
     def on_fit_start(self) -> None:
+        self.train_sums = self.train_sums.to(self.device)  # a restored mid-epoch sum keeps its value
         if self.device.type == "cpu" and not torch.cuda.is_available():
             # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork safety on GPU hosts), which makes the CUDA check
             # that Adam.step() runs on every step dlopen NVML and fail each time on a GPU-less host with a CUDA
@@ -113,8 +127,7 @@ class MNISTClassifier(L.LightningModule):
         images, labels = batch
         logits = self.net(images)
         # label smoothing is a training-time regulariser: val/test losses stay the plain cross-entropy
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        loss = F.cross_entropy(logits, labels)
         # one value per sample: with nan_strategy="disable" MeanMetric ignores `weight`, so weight by repetition
         self.metrics[f"{stage}_loss"].update(loss.detach().expand(len(labels)))
         self.metrics[f"{stage}_acc"].update(logits.detach(), labels)
@@ -124,10 +137,24 @@ class MNISTClassifier(L.LightningModule):
         for name in ("loss", "acc"):
             self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], prog_bar=True)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def train_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        images, labels = batch
         if self.augment.enabled:  # training batches only, on the device the batch is already on
-            batch = self.augment(batch[0]), batch[1]
-        loss, _ = self._shared_step(batch, "train")
+            images = self.augment(images)
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self._smoothing)
+        sums = self.train_sums
+        sums[0].add_(loss.detach().float(), alpha=len(labels))
+        sums[1].add_(torch.eq(logits.detach().argmax(1), labels).sum())
+        sums[2].add_(len(labels))
+        return loss
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int
+    ) -> torch.Tensor | None:
+        if self._steps_per_call > 1:
+            return train_steps(self, batch)
+        loss = self.train_loss(batch)
         # at the logger's own pace: Lightning writes step metrics when the step count + 1 is a multiple of N, so a
         # value logged on any other step would be written N-1 steps late
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
@@ -144,10 +171,18 @@ class MNISTClassifier(L.LightningModule):
         return {"logits": logits.detach(), "labels": batch[1]}
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        # summed over the ranks (each holds its own shard's sums), as torchmetrics would at compute()
+        loss, correct, n = self.trainer.strategy.reduce(self.train_sums.clone(), reduce_op="sum").tolist()
+        self.train_sums.zero_()
+        if n:
+            self.log_dict({"train/loss": loss / n, "train/acc": correct / n}, prog_bar=True)
+        if not self.automatic_optimization:
+            log_call_step(self)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+        if not self.automatic_optimization and self.trainer.state.fn == "fit":
+            log_call_step(self)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -178,7 +213,7 @@ class MNISTClassifier(L.LightningModule):
 
 def schedule_steps(trainer: L.Trainer) -> int:
     """The number of optimizer steps a per-step LR schedule spans: the whole run, as the trainer estimates it."""
-    total = trainer.estimated_stepping_batches
+    total = optimizer_steps(trainer)
     if not math.isfinite(total):
         raise UserError(
             "model.lr_schedule 'onecycle'/'cosine' needs a bounded run: set trainer.max_epochs or max_steps."

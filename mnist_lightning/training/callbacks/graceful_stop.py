@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
 
 def resume_command(argv: list[str], ckpt: Path) -> str:
@@ -29,6 +30,7 @@ def resume_command(argv: list[str], ckpt: Path) -> str:
     return shlex.join([sys.executable, "-m", "mnist_lightning", *args, "--ckpt_path", str(ckpt)])
 
 
+@batch_hooks_where_used
 class GracefulStop(L.Callback):
     """SIGTERM or a first Ctrl-C: finish the current batch, save ``last.ckpt``, print how to resume, exit 128+signal.
 

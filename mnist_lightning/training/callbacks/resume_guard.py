@@ -14,6 +14,7 @@ import lightning as L
 from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import run_of_checkpoint
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 from mnist_lightning.training.module import SCHEDULE_KEY
 
 # settings that change what is trained or how; compile and fused_adam only change how fast (hidden_layers has
@@ -55,6 +56,7 @@ def check_resume_settings(path: Path, ckpt: dict[str, Any], model: Any) -> None:
     )
 
 
+@batch_hooks_where_used
 class ScheduleGuard(L.Callback):
     """Refuses to resume a per-step LR schedule into a run of another length, leaving the run as it was.
 

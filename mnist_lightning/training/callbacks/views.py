@@ -19,11 +19,13 @@ from mnist_lightning.common.errors import UserError
 from mnist_lightning.model.checkpoints import checkpoint_val_acc, load_checkpoint
 from mnist_lightning.model.net import NUM_CLASSES
 from mnist_lightning.training.callbacks.figures import confusion_image, misclassified_grid
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
 # the HPARAMS tab's metric columns; each run's value is the last one logged under that tag
 HP_METRICS = ("hp/best_val_acc", "hp/test_acc")
 
 
+@batch_hooks_where_used
 class TensorBoardViews(L.Callback):
     """Per ``val``/``test`` epoch: ``{stage}/confusion_matrix`` and ``{stage}/misclassified`` images and
     ``{stage}/acc_digit_0..9`` scalars; ``train/lr`` per epoch; hparams with ``hp/best_val_acc`` after ``fit``
@@ -106,7 +108,8 @@ class TensorBoardViews(L.Callback):
     # --- learning rate per step, as LearningRateMonitor(logging_interval="step") logs it, under one tag for every
     # recipe: the LR the coming optimizer step uses, on the steps (and at the step numbers) Lightning writes
     # train/loss_step, so that OneCycle and cosine show their per-step shape
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+    # once per optimizer step, not per batch: with accumulate_grad_batches a step spans several batches
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if (trainer.global_step + 1) % trainer.log_every_n_steps or not self._active(trainer):
             return
         if not trainer.is_global_zero:
