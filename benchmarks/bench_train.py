@@ -161,6 +161,30 @@ def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None =
     return out
 
 
+def run_bare_lightning(data_dir: str, epochs: int) -> dict:
+    """(b2) Bare Lightning: a minimal LightningModule over the same in-memory batches, validation each epoch; no
+    logger, checkpoints, bar or summary. c/b2 is what this project adds to Lightning."""
+    import lightning as L
+    from call_counts import BareModule, InMemoryBatches, _train_tensors, bare_trainer
+
+    class Clock(L.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            self.times.append(time.perf_counter() - self.start)  # validation runs before this hook
+
+    torch.manual_seed(0)
+    train, val = _train_tensors(data_dir), _train_tensors(data_dir, "val")
+    model, clock = BareModule(), Clock()
+    trainer = bare_trainer(max_epochs=epochs, callbacks=[clock], num_sanity_val_steps=0)
+    trainer.fit(model, InMemoryBatches(*train), InMemoryBatches(*val, batch=2000, shuffle=False))
+    return {"epoch_s": clock.times, "train_samples": len(train[1]), "test_acc": test_accuracy(model.net, data_dir)}
+
+
 def run_full_fit(data_dir: str, epochs: int) -> dict:
     """The whole `python -m mnist_lightning fit --config configs/base.yaml` command, start-up and export included."""
     from mnist_lightning.common.layout import find_checkpoint
@@ -230,7 +254,9 @@ CONTENDERS = {
     "a_tutorial": lambda d, e: run_tutorial(d, e),
     "b_plain": lambda d, e: run_plain(d, e),
     "b_plain_default_adam": lambda d, e: run_plain(d, e, fused=False),
+    "b_bare_lightning": lambda d, e: run_bare_lightning(d, e),
     "c_project": lambda d, e: run_project(d, e),
+    "c_project_k8": lambda d, e: run_project(d, e, "--model.steps_per_call", "8"),
     "c_bf16": lambda d, e: run_project(d, e, "--trainer.precision", "bf16-mixed"),
     "c_compile": lambda d, e: run_project(d, e, "--model.compile", "true"),
     "c_to_98": lambda d, e: run_project(d, 40, "--trainer.enable_progress_bar", "false", stop_at=0.98),
@@ -260,6 +286,17 @@ def spawn(name: str, data_dir: str, epochs: int) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
+def call_counts(data_dir: str) -> dict[str, float]:
+    """benchmarks/call_counts.py in a process of its own: calls per optimizer step of each loop."""
+    print("call counts (cProfile) ...", flush=True)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "call_counts.py"), "--data", data_dir, "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("CALLS ")), None)
+    if proc.returncode != 0 or line is None:
+        sys.exit(f"call_counts.py failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("CALLS ") :])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data", help="folder holding MNIST/raw/*.gz (real MNIST)")
@@ -268,6 +305,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="subset of contenders")
     parser.add_argument("--out", default=str(ROOT / "benchmarks"))
     parser.add_argument("--note", default="", help="a line added under the table (e.g. the load on the machine)")
+    parser.add_argument("--no-call-counts", action="store_true", help="skip benchmarks/call_counts.py")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -289,7 +327,8 @@ def main() -> None:
                     continue  # long single runs: one round is enough
                 print(f"round {r + 1}/{args.rounds}: {n} ...", flush=True)
                 runs[n].append(spawn(n, scratch, args.epochs))
-    write_report(runs, args)
+        calls = {} if args.no_call_counts else call_counts(scratch)
+    write_report(runs, args, calls)
 
 
 def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
@@ -307,13 +346,15 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
     return table
 
 
-def write_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
+def write_report(runs: dict[str, list[dict]], args: argparse.Namespace, calls: dict[str, float]) -> None:
     table = summarise(runs)
     s = {k: v["s_per_epoch"] for k, v in table.items()}
     ratios = {}
-    for num, den in (("a_tutorial", "c_project"), ("c_project", "b_plain"), ("c_project", "d_floor")):
+    pairs = [("a_tutorial", "c_project"), ("c_project", "b_plain"), ("c_project", "d_floor")]
+    pairs += [("c_project", "b_bare_lightning"), ("c_project_k8", "b_plain")]  # #21's target for the latter: <= 1.15
+    for num, den in pairs:
         if num in s and den in s:
-            ratios[f"{num[0]}/{den[0]}"] = s[num] / s[den]
+            ratios[f"{num}/{den}" if "k8" in num or "bare" in den else f"{num[0]}/{den[0]}"] = s[num] / s[den]
     import lightning
 
     meta = {
@@ -327,7 +368,8 @@ def write_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "ratios": ratios, "contenders": table}, indent=2))
+    report = {"meta": meta, "ratios": ratios, "contenders": table, "calls_per_step": calls}
+    (out / "results.json").write_text(json.dumps(report, indent=2))
     lines = [
         "# Training speed: side by side",
         "",
@@ -361,6 +403,12 @@ def write_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
             f"Time to 98 % test accuracy with configs/base.yaml: {c98['time_to_target_s']:.1f} s of "
             f"training ({c98['epochs_to_target']} epochs; test accuracy evaluated off the clock)."
         )
+    if calls:
+        lines += ["", "Python function calls per optimizer step (benchmarks/call_counts.py, cProfile, 1 torch thread):"]
+        lines += [", ".join(f"{name} {n:,.0f}" for name, n in calls.items())]
+        if "bare_lightning" in calls and "project" in calls:
+            ratio = calls["project"] / calls["bare_lightning"]
+            lines.append(f"project / bare_lightning = {ratio:.2f} (target <= 1.15)")
     if args.note:
         lines += ["", args.note]
     from benchmarks.startup_report import keep_section  # bench_startup.py's section below this table stays

@@ -20,7 +20,9 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 
@@ -34,12 +36,12 @@ BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]
 N1, N2 = 100, 300  # multiples of base.yaml's log_every_n_steps (50) and of the bar's refresh (20)
 
 
-def _train_tensors(data_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _train_tensors(data_dir: str, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     from mnist_lightning.training.data import MNISTDataModule
 
     dm = MNISTDataModule(data_dir, download=False, verify_md5=False)
     dm.setup("fit")
-    return dm.splits["train"]
+    return dm.splits[split]
 
 
 def plain(data_dir: str, steps: int) -> None:
@@ -55,46 +57,54 @@ def plain(data_dir: str, steps: int) -> None:
         optimizer.step()
 
 
-class _Batches:
+class InMemoryBatches:
     """Index-sliced shuffled batches of in-memory tensors: what the project's loader does, without its extras."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int = BATCH, shuffle: bool = True) -> None:
+        self.x, self.y, self.batch, self.shuffle = x, y, batch, shuffle
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in torch.randperm(len(self.y)).split(BATCH):
+        order = torch.randperm(len(self.y)) if self.shuffle else torch.arange(len(self.y))
+        for idx in order.split(self.batch):
             yield self.x[idx].float().div_(255), self.y[idx]
 
     def __len__(self) -> int:
-        return -(-len(self.y) // BATCH)
+        return -(-len(self.y) // self.batch)
 
 
-def bare_lightning(data_dir: str, steps: int) -> None:
-    """A minimal LightningModule; Trainer without logger, checkpointing, bar or summary."""
-    import lightning as L
+class BareModule(L.LightningModule):
+    """A minimal LightningModule: the net, cross-entropy, fused Adam; validation accuracy, not logged."""
 
-    class Bare(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = MyMNIST(HIDDEN)
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = MyMNIST(HIDDEN)
 
-        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-            return F.cross_entropy(self.net(batch[0]), batch[1])
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return F.cross_entropy(self.net(batch[0]), batch[1])
 
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.Adam(self.parameters(), lr=LR, fused=True)
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return (self.net(batch[0]).argmax(1) == batch[1]).float().mean()
 
-    trainer = L.Trainer(
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=LR, fused=True)
+
+
+def bare_trainer(**settings: Any) -> L.Trainer:
+    """Trainer without logger, checkpointing, bar or summary."""
+    return L.Trainer(
         accelerator="cpu",
         devices=1,
-        max_epochs=1,
-        max_steps=steps,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        **settings,
     )
-    trainer.fit(Bare(), train_dataloaders=_Batches(*_train_tensors(data_dir)))
+
+
+def bare_lightning(data_dir: str, steps: int) -> None:
+    """A minimal LightningModule; Trainer without logger, checkpointing, bar or summary."""
+    bare_trainer(max_epochs=1, max_steps=steps).fit(BareModule(), InMemoryBatches(*_train_tensors(data_dir)))
 
 
 def project(data_dir: str, steps: int, *extra: str) -> None:

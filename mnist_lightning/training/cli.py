@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelSummary, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -35,6 +35,7 @@ from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
 from mnist_lightning.training.callbacks.resume_guard import ScheduleGuard, check_resume_settings
 from mnist_lightning.training.callbacks.step_hooks import (
     LeanModelCheckpoint,
+    LeanModelSummary,
     LeanSaveConfigCallback,
     LeanTQDMProgressBar,
 )
@@ -142,7 +143,7 @@ class MNISTCLI(LightningCLI):
         trainer = self._stage_config().trainer
         check_accelerator(trainer.accelerator, trainer.devices)
         config = self._stage_config()
-        check_steps_per_call(config.model.steps_per_call, trainer, config.resume.every_n_train_steps)
+        check_steps_per_call(config.model.steps_per_call, trainer, config.resume.every_n_train_steps, config.checkpoint)
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
             trainer.logger = Namespace(
                 class_path=DEFAULT_LOGGER,
@@ -165,6 +166,12 @@ class MNISTCLI(LightningCLI):
             callbacks = [c for c in callbacks if not _is_default_bar(c)]
         elif not bars:  # a config file that lists callbacks of its own still gets the quieter bar
             callbacks.append(Namespace(DEFAULT_BAR))
+        # the model summary Lightning would add, minus its per-batch hooks; configured ones and Rich bars win
+        rich = any(issubclass(_class(c), RichProgressBar) for c in callbacks if _class(c) is not None)
+        if trainer.enable_model_summary is False or rich:
+            callbacks = [c for c in callbacks if _class(c) is not LeanModelSummary]
+        elif not any(issubclass(_class(c), ModelSummary) for c in callbacks if _class(c) is not None):
+            callbacks.append(Namespace(class_path=f"{LeanModelSummary.__module__}.LeanModelSummary"))
         trainer.callbacks = callbacks
 
     def _check_data(self) -> None:

@@ -73,7 +73,7 @@ def groups_of(batches: Iterator[Batch], k: int) -> Iterator[list[Batch]]:
         yield group
 
 
-def check_steps_per_call(k: int, trainer: Any, every_n_train_steps: int) -> None:
+def check_steps_per_call(k: int, trainer: Any, every_n_train_steps: int, checkpoint: Any) -> None:
     """Refuse, in one paragraph, the Trainer settings that count Lightning batches, which hold K steps each."""
     if k == 1:
         return
@@ -88,6 +88,8 @@ def check_steps_per_call(k: int, trainer: Any, every_n_train_steps: int) -> None
         refused.append("trainer.limit_train_batches (it would count calls of K steps; trainer.max_steps works)")
     if trainer.get("overfit_batches") not in (None, 0, 0.0):
         refused.append("trainer.overfit_batches (it would count calls of K steps)")
+    if checkpoint.get("every_n_train_steps") or checkpoint.get("train_time_interval"):
+        refused.append("checkpoint.every_n_train_steps/train_time_interval (use --resume.every_n_train_steps)")
     if every_n_train_steps % k:
         refused.append(f"resume.every_n_train_steps {every_n_train_steps}, which is not a multiple of {k}")
     if refused:

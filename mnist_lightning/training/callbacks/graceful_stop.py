@@ -57,10 +57,16 @@ class GracefulStop(L.Callback):
         handler = signal.SIG_IGN if launched_by_rank_zero else self._on_sigint
         self._previous = signal.signal(signal.SIGINT, handler)
         self._lightning_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        if trainer.world_size == 1:  # no other rank to agree with: the per-batch check waits for a signal
+            self.on_train_batch_end = None  # type: ignore[assignment]
+
+    def _request(self, sig: int) -> None:
+        self.signal = sig
+        self.__dict__.pop("on_train_batch_end", None)  # the check is back for the batch now running
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         if self.signal is None:
-            self.signal = signal.SIGTERM
+            self._request(signal.SIGTERM)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self._lightning_sigterm is None:
@@ -77,7 +83,7 @@ class GracefulStop(L.Callback):
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.signal is not None:
             raise KeyboardInterrupt
-        self.signal = signal.SIGINT
+        self._request(signal.SIGINT)
         print(
             "\nCtrl-C: stopping after this batch to save a resumable checkpoint (Ctrl-C again aborts now).",
             file=sys.stderr,
@@ -85,6 +91,7 @@ class GracefulStop(L.Callback):
         )
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.__dict__.pop("on_train_batch_end", None)
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None

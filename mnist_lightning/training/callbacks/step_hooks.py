@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, TQDMProgressBar
 from lightning.pytorch.cli import SaveConfigCallback
 
 C = TypeVar("C", bound=type[Callback])
@@ -47,6 +48,11 @@ class LeanTQDMProgressBar(TQDMProgressBar):
 
 
 @batch_hooks_where_used
+class LeanModelSummary(ModelSummary):
+    """The model summary at the start of fit, which the CLI configures where Lightning would add its own."""
+
+
+@batch_hooks_where_used
 class LeanSaveConfigCallback(SaveConfigCallback):
     """LightningCLI's writer of the run's ``config.yaml``."""
 
@@ -59,3 +65,10 @@ class LeanModelCheckpoint(ModelCheckpoint):
     def state_key(self) -> str:
         # filed in checkpoints under ModelCheckpoint's own key, so that runs before and after this class resume alike
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        # no step or time interval (this project's default: the best val/acc at epoch ends): no per-batch work.
+        # ModelCheckpoint keeps both settings private; they are only read here
+        if self._every_n_train_steps < 1 and self._train_time_interval is None:
+            self.on_train_batch_end = None  # type: ignore[assignment]
