@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mnist_lightning.commands import main
 from tests.helpers.synthetic import small_args
+from tests.test_precision_matrix import PRECISIONS
 
 REPO = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -140,3 +141,10 @@ def test_ddp_two_processes_k4_equals_k1(data_dir: Path, tmp_path: Path) -> None:
     got, want = scalars(runs[4]), scalars(runs[1])
     for tag in ("train/loss", "train/acc", "val/acc", "train/loss_step"):
         assert got[tag] == want[tag], tag
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_precision_trains_the_same_with_k4(data_dir: Path, tmp_path: Path, precision: str) -> None:
+    for k in (1, 4):
+        assert fit(data_dir, tmp_path / f"k{k}", k, "--trainer.max_epochs", "1", "--trainer.precision", precision) == 0
+    assert_same_training(last(tmp_path / "k4"), last(tmp_path / "k1"))

@@ -138,15 +138,16 @@ class MNISTClassifier(L.LightningModule):
             self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], prog_bar=True)
 
     def train_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """One training batch's loss, added (with its correct count) to the epoch's running ``train_sums``."""
         images, labels = batch
         if self.augment.enabled:  # training batches only, on the device the batch is already on
             images = self.augment(images)
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self._smoothing)
-        sums = self.train_sums
-        sums[0].add_(loss.detach().float(), alpha=len(labels))
+        n, sums = labels.shape[0], self.train_sums  # shape, not len(): Tensor.__len__ is Python
+        sums[0].add_(loss.detach().float(), alpha=n)
         sums[1].add_(torch.eq(logits.detach().argmax(1), labels).sum())
-        sums[2].add_(len(labels))
+        sums[2].add_(n)
         return loss
 
     def training_step(
