@@ -2,5 +2,6 @@
 
 ``resume`` (``last.ckpt`` with RNG and loader state), ``graceful_stop`` (SIGTERM / Ctrl-C), ``resume_guard`` (what a
 resume must agree on), ``views`` with ``figures`` (TensorBoard pictures and HPARAMS), ``export`` (ONNX and
-``mnist.pt`` when fit ends) and ``prediction_csv`` (``predict``'s CSV).
+``mnist.pt`` when fit ends) and ``prediction_csv`` (``predict``'s CSV). ``step_hooks``: per-batch hooks only where a
+callback uses them, also for lean versions of Lightning's bar, model summary, best checkpoint and config saver.
 """
