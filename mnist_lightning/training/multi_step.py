@@ -36,7 +36,7 @@ def train_steps(module: L.LightningModule, batches: list[Batch]) -> None:
         if scheduler is not None:
             scheduler.step()
         if every and (step + 1) % every == 0:  # where and when K = 1 writes train/loss_step
-            value = float(loss)
+            value = float(loss.detach())
             for logger in module.loggers:
                 logger.log_metrics({"train/loss_step": value, "epoch": module.current_epoch}, step)
             module.log("train/loss_step", value, on_step=True, on_epoch=False, prog_bar=True, logger=False)
