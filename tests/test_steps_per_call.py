@@ -103,6 +103,8 @@ def test_sigkill_mid_epoch_and_resume_with_k4_is_bitwise_the_k1_run(data_dir: Pa
         ("--trainer.val_check_interval", "0.5", "trainer.val_check_interval"),
         ("--trainer.limit_train_batches", "3", "trainer.limit_train_batches"),
         ("--resume.every_n_train_steps", "6", "resume.every_n_train_steps 6"),
+        ("--trainer.overfit_batches", "2", "trainer.overfit_batches"),
+        ("--checkpoint.every_n_train_steps", "4", "checkpoint.every_n_train_steps"),
     ],
 )
 def test_flags_that_count_batches_are_refused_in_one_paragraph(
