@@ -42,7 +42,7 @@ tensorboard: install ## serve the training curves of every run
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: install ## speed on the real MNIST in DATA: per-epoch side by side, then every command's start-up
+bench: install ## speed on the real MNIST in DATA: per-epoch side by side and calls per step, then every command's start-up
 	$(PY) benchmarks/bench_train.py --data $(DATA) $(ARGS)
 	$(PY) benchmarks/bench_startup.py --data $(DATA) $(STARTUP_ARGS)
 

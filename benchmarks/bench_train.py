@@ -12,95 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from machine_info import cpu_name  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+# benchmarks/ is on sys.path when run as a script
+from baselines import peak_rss_mb, run_bare_lightning, run_floor, run_plain, run_tutorial, test_accuracy  # noqa: E402
+from train_report import write_report  # noqa: E402
 
-from mnist_lightning import MyMNIST  # noqa: E402
-from mnist_lightning.common.contract import INPUT_SIZE, NUM_CLASSES  # noqa: E402
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
-from mnist_lightning.model.options import DEFAULTS  # noqa: E402
-from mnist_lightning.training.data import load_split  # noqa: E402
-
-BATCH, LR, HIDDEN = 128, DEFAULTS.lr, list(DEFAULTS.hidden_layers)  # the project's default model and optimizer
-
-
-def peak_rss_mb() -> float:
-    """This process's peak, or its child's where it ran the work in one (the whole-fit contender)."""
-    usage = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return max(usage) / 1024
-
-
-def test_accuracy(net: torch.nn.Module, data_dir: str) -> float:
-    images, labels = load_split(raw_folder(data_dir), "t10k")
-    with torch.no_grad():
-        return (net(images.float().div(255)).argmax(1) == labels).float().mean().item()
-
-
-def run_tutorial(data_dir: str, epochs: int) -> dict:
-    """(a) The tutorial: torchvision MNIST + ToTensor through a DataLoader, plain Adam, all 60k images."""
-    from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
-
-    torch.manual_seed(0)
-    train = datasets.MNIST(data_dir, train=True, download=True, transform=transforms.ToTensor())
-    loader = DataLoader(train, batch_size=BATCH, shuffle=True)
-    model = MyMNIST(HIDDEN)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    criterion = torch.nn.CrossEntropyLoss()
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        for images, labels in loader:
-            loss = criterion(model(images), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        times.append(time.perf_counter() - start)
-    return {"epoch_s": times, "train_samples": len(train), "test_acc": test_accuracy(model.eval(), data_dir)}
-
-
-def run_plain(data_dir: str, epochs: int, fused: bool = True) -> dict:
-    """(b) Plain PyTorch, data in memory, index-sliced shuffled batches; the same split, optimizer and
-    validation pass as (c), so c/b is what Lightning costs."""
-    from mnist_lightning import MNISTDataModule
-
-    torch.manual_seed(0)
-    dm = MNISTDataModule(data_dir, download=False)
-    dm.setup("fit")
-    (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    model = MyMNIST(HIDDEN)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=fused or None)
-    times = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        g = torch.Generator().manual_seed(epoch)
-        for idx in torch.randperm(len(y), generator=g).split(BATCH):
-            loss = F.cross_entropy(model(x[idx].float().div_(255)), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            model.eval()
-            (model(xv.float().div(255)).argmax(1) == yv).float().mean().item()
-            model.train()
-        times.append(time.perf_counter() - start)
-    return {"epoch_s": times, "train_samples": len(y), "test_acc": test_accuracy(model.eval(), data_dir)}
 
 
 def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None = None) -> dict:
@@ -196,43 +122,13 @@ def run_full_fit(data_dir: str, epochs: int) -> dict:
         }
 
 
-def run_floor(data_dir: str, epochs: int) -> dict:
-    """(d) Measured sgemm throughput and the matmul FLOPs one epoch of (c) needs."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        best = min(best, (time.perf_counter() - start) / 5)
-    gflops = 2 * 2048**3 / best / 1e9
-    model = MyMNIST(HIDDEN)
-    x, y = torch.rand(BATCH, INPUT_SIZE), torch.randint(0, NUM_CLASSES, (BATCH,))
-    with FlopCounterMode(display=False) as counter:
-        F.cross_entropy(model(x), y).backward()
-    step_flops = counter.get_total_flops()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.rand(1, INPUT_SIZE))
-    sample_fwd = counter.get_total_flops()
-    train_n, val_n = 55000, 5000
-    epoch_flops = step_flops * train_n / BATCH + sample_fwd * val_n
-    return {
-        "sgemm_gflops": gflops,
-        "epoch_gflop": epoch_flops / 1e9,
-        "epoch_s": [epoch_flops / (gflops * 1e9)],
-        "train_samples": train_n,
-    }
-
-
 CONTENDERS = {
     "a_tutorial": lambda d, e: run_tutorial(d, e),
     "b_plain": lambda d, e: run_plain(d, e),
     "b_plain_default_adam": lambda d, e: run_plain(d, e, fused=False),
+    "b_bare_lightning": lambda d, e: run_bare_lightning(d, e),
     "c_project": lambda d, e: run_project(d, e),
+    "c_project_k8": lambda d, e: run_project(d, e, "--model.steps_per_call", "8"),
     "c_bf16": lambda d, e: run_project(d, e, "--trainer.precision", "bf16-mixed"),
     "c_compile": lambda d, e: run_project(d, e, "--model.compile", "true"),
     "c_to_98": lambda d, e: run_project(d, 40, "--trainer.enable_progress_bar", "false", stop_at=0.98),
@@ -262,6 +158,17 @@ def spawn(name: str, data_dir: str, epochs: int) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
+def call_counts(data_dir: str) -> dict[str, float]:
+    """benchmarks/call_counts.py in a process of its own: calls per optimizer step of each loop."""
+    print("call counts (cProfile) ...", flush=True)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "call_counts.py"), "--data", data_dir, "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("CALLS ")), None)
+    if proc.returncode != 0 or line is None:
+        sys.exit(f"call_counts.py failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("CALLS ") :])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data", help="folder holding MNIST/raw/*.gz (real MNIST)")
@@ -270,6 +177,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="subset of contenders")
     parser.add_argument("--out", default=str(ROOT / "benchmarks"))
     parser.add_argument("--note", default="", help="a line added under the table (e.g. the load on the machine)")
+    parser.add_argument("--no-call-counts", action="store_true", help="skip benchmarks/call_counts.py")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -291,85 +199,8 @@ def main() -> None:
                     continue  # long single runs: one round is enough
                 print(f"round {r + 1}/{args.rounds}: {n} ...", flush=True)
                 runs[n].append(spawn(n, scratch, args.epochs))
-    write_report(runs, args)
-
-
-def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
-    table = {}
-    for name, results in runs.items():
-        epochs = [t for r in results for t in r["epoch_s"]]
-        s = statistics.median(epochs)
-        table[name] = {
-            "s_per_epoch": s,
-            "samples_per_s": results[0]["train_samples"] / s,
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
-            "epoch_s_all": epochs,
-            **{k: v for k, v in results[0].items() if k not in ("epoch_s", "peak_rss_mb")},
-        }
-    return table
-
-
-def write_report(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
-    table = summarise(runs)
-    s = {k: v["s_per_epoch"] for k, v in table.items()}
-    ratios = {}
-    for num, den in (("a_tutorial", "c_project"), ("c_project", "b_plain"), ("c_project", "d_floor")):
-        if num in s and den in s:
-            ratios[f"{num[0]}/{den[0]}"] = s[num] / s[den]
-    import lightning
-
-    meta = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "epochs": args.epochs,
-        "rounds": args.rounds,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "ratios": ratios, "contenders": table}, indent=2))
-    lines = [
-        "# Training speed: side by side",
-        "",
-        f"{meta['date']} · {meta['machine']} · Python {meta['python']} · torch {meta['torch']} · "
-        f"Lightning {meta['lightning']} · {args.epochs} epochs × {args.rounds} rounds, median s/epoch",
-        "",
-        "| contender | s/epoch | train samples/s | peak RSS (MB) | test acc after run |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for name, row in table.items():
-        acc = f"{row['test_acc']:.4f}" if "test_acc" in row else "–"
-        lines.append(
-            f"| {name} | {row['s_per_epoch']:.3f} | {row['samples_per_s']:,.0f} | {row['peak_rss_mb']:.0f} | {acc} |"
-        )
-    lines += ["", "Ratios (s/epoch): " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())]
-    if "d_floor" in table:
-        d = table["d_floor"]
-        lines.append(
-            f"Floor: sgemm {d['sgemm_gflops']:.0f} GFLOP/s measured, {d['epoch_gflop']:.1f} GFLOP "
-            "of matmul per epoch (FlopCounterMode: one training step × steps + validation forward)."
-        )
-    if "c_fit_50_epochs" in table:
-        full = table["c_fit_50_epochs"]
-        lines.append(
-            f"Whole `fit --config configs/base.yaml` (50 epochs, start-up, checkpoints and ONNX export "
-            f"included): {full['wall_s']:.1f} s wall; best checkpoint's test accuracy {full['test_acc']:.4f}."
-        )
-    if "c_to_98" in table and table["c_to_98"].get("time_to_target_s") is not None:
-        c98 = table["c_to_98"]
-        lines.append(
-            f"Time to 98 % test accuracy with configs/base.yaml: {c98['time_to_target_s']:.1f} s of "
-            f"training ({c98['epochs_to_target']} epochs; test accuracy evaluated off the clock)."
-        )
-    if args.note:
-        lines += ["", args.note]
-    from benchmarks.startup_report import keep_section  # bench_startup.py's section below this table stays
-
-    startup = keep_section(out / "RESULTS.md")
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n" + ("\n" + startup if startup else ""))
-    print("\n".join(lines))
+        calls = {} if args.no_call_counts else call_counts(scratch)
+    write_report(runs, args, calls)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """One-command check of the GPU path (``make gpu-check DATA=/folder/holding/MNIST``), on the real MNIST.
 
-On a CUDA machine it runs, each case in its own process through the real CLI: base.yaml 2 epochs in 32-true and
-bf16-mixed, best.yaml 2 epochs in bf16-mixed, the same with ``--model.compile true``, a 2-process DDP fit when 2+
-GPUs are visible, a SIGKILL mid-run + ``--ckpt_path last`` resume compared with the uninterrupted base 32-true run,
-and an ONNX export of a GPU-trained checkpoint checked in onnxruntime against the torch model. It prints one table
-(case, s/epoch, test acc, peak GPU memory, pass/fail) and exits 1 if any case failed. Without CUDA it prints one
-line and exits 0.
+On a CUDA machine it runs, each case in its own process through the real CLI: base.yaml 2 epochs in 32-true (also
+with ``--model.steps_per_call 8``) and bf16-mixed, best.yaml 2 epochs in bf16-mixed, the same with
+``--model.compile true``, a 2-process DDP fit when 2+ GPUs are visible, a SIGKILL mid-run + ``--ckpt_path last``
+resume compared with the uninterrupted base 32-true run, and an ONNX export of a GPU-trained checkpoint checked in
+onnxruntime against the torch model. It prints one table (case, s/epoch, test acc, peak GPU memory, GPU utilisation
+where NVML answers, pass/fail) and exits 1 if any case failed. Without CUDA it prints one line and exits 0.
 
 Resume tolerance: GPU kernels need not be bitwise deterministic, so the resumed run passes when its weights are
 within 1e-3 (max abs) of the uninterrupted run's and its test accuracy within 0.002; the table says if it was bitwise.
@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ def fit_args(config: str, data: str, root: Path, *extra: str) -> list[str]:
 
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "base 32-true": ("base", ("--trainer.precision", "32-true", "--resume.every_n_train_steps", "200")),
+    # K optimizer steps per Lightning batch (#21): the same training, Lightning's per-batch Python once per 8 steps
+    "base 32-true K=8": ("base", ("--trainer.precision", "32-true", "--model.steps_per_call", "8")),
     "base bf16-mixed": ("base", ("--trainer.precision", "bf16-mixed")),
     "best bf16-mixed": ("best", ("--trainer.precision", "bf16-mixed")),
     "best bf16-mixed compile": ("best", ("--trainer.precision", "bf16-mixed", "--model.compile", "true")),
@@ -54,16 +57,32 @@ def worker(case: str, data: str, root: Path, extra: list[str]) -> None:
     from mnist_lightning import run_cli
 
     class EpochTimer(L.Callback):
+        """Seconds per epoch, and the GPU's utilisation sampled every 50 ms meanwhile (if torch can read it)."""
+
         def __init__(self) -> None:
             self.times: list[float] = []
+            self.busy: list[float] = []
+            self.running = threading.Event()
+
+        def _sample(self) -> None:
+            while self.running.is_set():
+                try:
+                    self.busy.append(float(torch.cuda.utilization()))
+                except Exception:  # noqa: BLE001 - needs NVML (nvidia-ml-py); no column then
+                    return
+                time.sleep(0.05)
 
         def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             torch.cuda.synchronize()
             self.start = time.perf_counter()
+            if trainer.current_epoch > 0:  # the first epoch pays for start-up (and compilation)
+                self.running.set()
+                threading.Thread(target=self._sample, daemon=True).start()
 
         def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.start)
+            self.running.clear()
 
     config, options = CASES[case]
     args = fit_args(config, data, root, *options, *extra)
@@ -79,6 +98,7 @@ def worker(case: str, data: str, root: Path, extra: list[str]) -> None:
         "s_per_epoch": sum(steady) / len(steady),
         "test_acc": float(test.trainer.callback_metrics["test/acc"]),
         "peak_mib": torch.cuda.max_memory_allocated() / 2**20,
+        **({"gpu_util": sum(timer.busy) / len(timer.busy)} if timer.busy else {}),
         "best": best,
         "last": str(run / "checkpoints" / "last.ckpt"),
     }
@@ -180,15 +200,20 @@ def main() -> int:
         results["SIGKILL + resume"] = resume_check(data, work, results["base 32-true"])
         results["export + onnxruntime"] = export_check(data, work, results["best bf16-mixed"])
     print(f"\n{torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} GPU(s), torch {torch.__version__}")
-    print("| case | s/epoch | test acc | peak GPU MiB | result |\n| --- | ---: | ---: | ---: | --- |")
+    print("| case | s/epoch | test acc | peak GPU MiB | GPU util % | result |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     failed = 0
     for case, r in results.items():
         ok = r["ok"] and ("test_acc" not in r or r["test_acc"] >= MIN_ACC)
         failed += not ok
         cells = [f"{r[k]:.2f}" if k in r else "" for k in ("s_per_epoch",)]
         cells += [f"{r['test_acc']:.4f}" if "test_acc" in r else "", f"{r['peak_mib']:.0f}" if "peak_mib" in r else ""]
+        cells += [f"{r['gpu_util']:.0f}" if "gpu_util" in r else ""]
         verdict = ("pass" if ok else "FAIL") + (f" ({r['why']})" if r.get("why") else "")
         print(f"| {case} | {' | '.join(cells)} | {verdict} |")
+    k1, k8 = results["base 32-true"], results["base 32-true K=8"]
+    if "s_per_epoch" in k1 and "s_per_epoch" in k8:
+        print(f"\nsteps_per_call 8 vs 1 (base 32-true): {k8['s_per_epoch'] / k1['s_per_epoch']:.2f} x the epoch time")
     print(f"\n{len(results) - failed}/{len(results)} passed in {time.perf_counter() - start:.0f} s")
     return 1 if failed else 0
 

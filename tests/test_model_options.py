@@ -63,6 +63,8 @@ def _changed(name: str) -> object:
         return not default
     if isinstance(default, float):
         return default + 0.5
+    if isinstance(default, int):
+        return default + 1
     choices = typing.get_args(typing.get_type_hints(ModelOptions)[name])
     return next(c for c in choices if c != default)
 

@@ -25,8 +25,12 @@ def _option(default: Any, valid: Callable[[Any], bool] | None = None, rule: str 
     return field(default=default, metadata={"valid": valid, "rule": rule, "speed_only": speed_only})
 
 
+def _positive_count(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value > 0
+
+
 def _positive_widths(value: Any) -> bool:
-    return all(not isinstance(h, bool) and isinstance(h, int) and h > 0 for h in value)
+    return all(_positive_count(h) for h in value)
 
 
 FRACTION = (lambda v: 0 <= v < 1, "must be in [0, 1), got {value}.")
@@ -58,6 +62,11 @@ class ModelOptions:
     augment_rotate: float = 0.0
     augment_scale: float = 0.0
     augment_elastic: float = 0.0
+    steps_per_call: int = _option(
+        1,
+        lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= 1,
+        "must be a positive integer, got {value}; e.g. 8.",
+    )
 
     def __post_init__(self) -> None:
         for option in fields(self):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelSummary, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -41,7 +41,6 @@ from mnist_lightning.model.checkpoints import (
     load_checkpoint,
     saved_checkpoint_folder,
 )
-from mnist_lightning.training.accelerators import check_accelerator
 from mnist_lightning.training.callbacks.export import OnnxExport
 from mnist_lightning.training.callbacks.graceful_stop import GracefulStop, abort_on_next_ctrl_c
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
@@ -53,11 +52,17 @@ from mnist_lightning.training.callbacks.resume_guard import (
     check_resume_settings,
     stop_note,
 )
+from mnist_lightning.training.callbacks.step_hooks import (
+    LeanModelCheckpoint,
+    LeanModelSummary,
+    LeanSaveConfigCallback,
+)
 from mnist_lightning.training.callbacks.views import TensorBoardViews
 from mnist_lightning.training.cli_parser import MNISTArgumentParser, MNISTTrainer
-from mnist_lightning.training.config_errors import config_error_message, no_checkpoint_message
+from mnist_lightning.training.config_errors import check_accelerator, config_error_message, no_checkpoint_message
 from mnist_lightning.training.data import MNISTDataModule
 from mnist_lightning.training.module import MNISTClassifier
+from mnist_lightning.training.multi_step import check_steps_per_call
 from mnist_lightning.training.quiet import (
     expect_full_checkpoint_folder,
     hide_known_noise,
@@ -107,11 +112,12 @@ class MNISTCLI(LightningCLI):
             GracefulStop(self.argv),
             *(extra if isinstance(extra, list) else [extra]),
         ]
+        kwargs.setdefault("save_config_callback", LeanSaveConfigCallback)
         super().__init__(*args, trainer_defaults=defaults, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # always-on callbacks, each configurable: --checkpoint.*, --export.*, --resume.*, --views.*, --predictions.*
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LeanModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": MONITOR,
@@ -127,6 +133,7 @@ class MNISTCLI(LightningCLI):
         parser.add_lightning_class_args(ResumeCheckpoint, "resume")  # --resume.every_n_train_steps N
         parser.add_lightning_class_args(TensorBoardViews, "views")
         parser.add_lightning_class_args(PredictionCsv, "predictions")
+        parser.link_arguments("model.steps_per_call", "data.steps_per_call")  # one setting, told to the loader
         # shown by --print_config; dropped in before_instantiate_classes when another bar is configured
         parser.set_defaults({"trainer.callbacks": [DEFAULT_BAR]})
 
@@ -160,6 +167,8 @@ class MNISTCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         trainer = self._stage_config().trainer
         check_accelerator(trainer.accelerator, trainer.devices)
+        config = self._stage_config()
+        check_steps_per_call(config.model.steps_per_call, trainer, config.resume.every_n_train_steps, config.checkpoint)
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
             trainer.logger = default_logger(trainer)
         if self.subcommand == "fit":
@@ -173,6 +182,12 @@ class MNISTCLI(LightningCLI):
             callbacks = [c for c in callbacks if not _is_default_bar(c)]
         elif not bars:  # a config file that lists callbacks of its own still gets the quieter bar
             callbacks.append(Namespace(DEFAULT_BAR))
+        # the model summary Lightning would add, minus its per-batch hooks; configured ones and Rich bars win
+        rich = any(issubclass(_class(c), RichProgressBar) for c in callbacks if _class(c) is not None)
+        if trainer.enable_model_summary is False or rich:
+            callbacks = [c for c in callbacks if _class(c) is not LeanModelSummary]
+        elif not any(issubclass(_class(c), ModelSummary) for c in callbacks if _class(c) is not None):
+            callbacks.append(Namespace(class_path=f"{LeanModelSummary.__module__}.LeanModelSummary"))
         trainer.callbacks = callbacks
 
     def _check_data(self) -> None:

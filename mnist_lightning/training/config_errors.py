@@ -1,12 +1,18 @@
-"""One specific paragraph for a bad command line or config file, instead of jsonargparse's full usage dump."""
+"""One specific paragraph for a bad command line or config file, instead of jsonargparse's full usage dump, and for
+an accelerator or device count that is not there (before the Trainer is built)."""
 
 from __future__ import annotations
 
 import argparse
 import re
 from pathlib import Path
+from typing import Any
 
+import torch
 import yaml
+from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
+
+from mnist_lightning.common.errors import UserError
 
 HELP = "Run `python -m mnist_lightning fit --help` for every option, or add --print_config to see the resolved config."
 
@@ -68,3 +74,34 @@ def no_checkpoint_message(stage: str) -> str:
         "for the newest, or a .ckpt file); to train one first: python -m mnist_lightning fit --config "
         "configs/base.yaml."
     )
+
+
+FIX = "Use --trainer.accelerator cpu, or auto (a GPU when there is one, else the CPU)."
+
+
+def _found() -> str:
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build, no CUDA"
+    return f"torch {torch.__version__} ({build}) sees {torch.cuda.device_count()} CUDA GPU(s)"
+
+
+def check_accelerator(accelerator: Any, devices: Any) -> None:
+    """Raise :class:`UserError` when ``accelerator`` ("gpu"/"cuda"/"mps") or ``devices`` GPUs are not available."""
+    if not isinstance(accelerator, str):
+        return  # an Accelerator class or instance: its own checks apply
+    name = accelerator.lower()
+    if name in ("gpu", "cuda"):
+        available = CUDAAccelerator.auto_device_count() if CUDAAccelerator.is_available() else 0
+        if name == "gpu" and not available and MPSAccelerator.is_available():
+            return  # Lightning's "gpu" also means Apple's MPS
+        if not available:
+            raise UserError(
+                f"trainer.accelerator {accelerator!r} needs a CUDA GPU, but none was found: {_found()}. {FIX}"
+            )
+        wanted = int(devices) if isinstance(devices, int) or (isinstance(devices, str) and devices.isdigit()) else 0
+        if wanted > available:
+            raise UserError(
+                f"trainer.devices {wanted} asks for {wanted} GPUs, but this machine has {available}: {_found()}. "
+                f"Use --trainer.devices {available} (or -1 for all of them)."
+            )
+    elif name == "mps" and not MPSAccelerator.is_available():
+        raise UserError(f"trainer.accelerator 'mps' needs an Apple-silicon GPU, but none was found: {_found()}. {FIX}")

@@ -12,6 +12,7 @@ import torch
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import SPLIT_FILES
 from mnist_lightning.common.mnist_files import IMAGE_MAGIC, LABEL_MAGIC, ensure_raw_files, read_idx
+from mnist_lightning.training.multi_step import groups_of
 from mnist_lightning.training.predict_images import ImageBatches, load_predict_images
 
 SPLIT_SEED = 1234  # the train/val split is fixed, whatever the training seed, so runs compare on one val set
@@ -76,7 +77,10 @@ class InMemoryLoader:
     collation and no worker processes. Lightning finds ``sampler.set_epoch`` on it as on a DataLoader.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, sampler: ShuffledBatches) -> None:
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, sampler: ShuffledBatches, steps_per_call: int = 1
+    ) -> None:
+        self.steps_per_call = steps_per_call  # > 1: lists of that many consecutive batches (see multi_step)
         self.images = images.to(sampler.device)
         self.labels = labels.to(sampler.device)
         self.sampler = sampler
@@ -84,7 +88,11 @@ class InMemoryLoader:
         self.batches_done = 0  # yielded so far in this epoch: what a mid-epoch checkpoint records
         self._resume_at: tuple[int, int] | None = None
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]]]:
+        batches = self._batches()
+        return batches if self.steps_per_call == 1 else groups_of(batches, self.steps_per_call)
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # the body runs at the first next(), i.e. after Lightning's set_epoch
         skip = 0
         if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
@@ -105,7 +113,7 @@ class InMemoryLoader:
         self._resume_at = (int(state["epoch"]), int(state["batches_done"]))
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        return -(-len(self.sampler) // self.steps_per_call)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -121,6 +129,7 @@ class MNISTDataModule(L.LightningDataModule):
         verify_md5: bool = True,
         seed: int | None = None,
         predict_path: str | list[str] | None = None,
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -133,7 +142,8 @@ class MNISTDataModule(L.LightningDataModule):
                 f"data.val_size (training images held out for validation) must be in [0, 60000), got {val_size}; "
                 "e.g. --data.val_size 5000."
             )
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore="steps_per_call")  # the model's setting, linked in by the CLI
+        self.steps_per_call = steps_per_call
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._prepared = False
         # people's own images for `predict`: all read and checked now, before a run folder or CSV is written
@@ -180,7 +190,7 @@ class MNISTDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer and train else 1,
             device=trainer.strategy.root_device if trainer else "cpu",
         )
-        return InMemoryLoader(images, labels, sampler)
+        return InMemoryLoader(images, labels, sampler, self.steps_per_call if train else 1)
 
     def train_dataloader(self) -> InMemoryLoader:
         return self._loader("train", train=True)

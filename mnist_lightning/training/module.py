@@ -22,6 +22,7 @@ from mnist_lightning.common.errors import UserError
 from mnist_lightning.model.net import MyMNIST
 from mnist_lightning.model.options import DEFAULTS, LrSchedule, ModelOptions, Optimizer, architecture
 from mnist_lightning.training.augment import BatchAugment
+from mnist_lightning.training.multi_step import log_call_step, optimizer_steps, train_steps
 from mnist_lightning.training.rank_seeds import seed_rank
 
 STAGES = ("train", "val", "test")
@@ -48,6 +49,7 @@ class MNISTClassifier(L.LightningModule):
         augment_rotate: float = DEFAULTS.augment_rotate,
         augment_scale: float = DEFAULTS.augment_scale,
         augment_elastic: float = DEFAULTS.augment_elastic,
+        steps_per_call: int = DEFAULTS.steps_per_call,
     ) -> None:
         """Defaults are the tutorial's recipe; see ``configs/best.yaml`` and ``configs/fast.yaml`` for tuned ones.
 
@@ -55,21 +57,29 @@ class MNISTClassifier(L.LightningModule):
         ``lr_schedule``: "onecycle" (torch's OneCycleLR peaking at ``lr`` after a ``warmup`` fraction of the steps,
         with momentum cycling) or "cosine" (linear warmup over a ``warmup`` fraction, then cosine decay to 0), both
         stepped per batch. ``standardize`` and ``dropout`` live inside MyMNIST (see there); the ``augment_*``
-        amounts (see :class:`BatchAugment`) warp training batches only.
+        amounts (see :class:`BatchAugment`) warp training batches only. ``steps_per_call`` K > 1: the loader hands
+        K consecutive batches at once and :meth:`training_step` runs their K optimizer steps itself (manual
+        optimization): the same weights bit for bit, with a K-th of Lightning's per-batch cost.
         """
         super().__init__()
         hparams = ModelOptions.from_arguments(locals()).hparams()
         self.augment = BatchAugment(**{f.name: hparams[f"augment_{f.name}"] for f in fields(BatchAugment)})
         self.save_hyperparameters(hparams)
+        self.automatic_optimization = steps_per_call == 1
+        self._steps_per_call = steps_per_call  # a plain attribute: automatic_optimization is a property
         self.schedule: dict[str, int] | None = None  # the LR schedule's length, set by configure_optimizers
         self.net = MyMNIST(**architecture(hparams))
         # the model summary counts FLOPs on this image (else "0 Total Flops"); under compile it would compile batch 1
         if not hparams["compile"]:
             self.example_input_array = torch.zeros(1, INPUT_SIZE)
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
-        # costs more than the step itself here. validate_args=False: the checks sync the host on every update.
+        # costs more than the step itself here. Training: plain sums [loss x samples, correct, samples] (a torchmetrics
+        # update costs ~100 Python calls, a third of a plain step); val/test: torchmetrics, validate_args=False
+        # (the checks sync the host on every update).
+        self.train_sums = torch.zeros(3)
+        self._smoothing = float(label_smoothing)  # a plain attribute: hparams lookups cost calls on every step
         self.metrics = nn.ModuleDict()
-        for stage in STAGES:
+        for stage in STAGES[1:]:
             # nan_strategy="disable": the NaN check is an `if tensor.any()`, a host sync on every step on a GPU
             self.metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
             self.metrics[f"{stage}_acc"] = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
@@ -88,6 +98,7 @@ class MNISTClassifier(L.LightningModule):
             checkpoint[SCHEDULE_KEY] = self.schedule
 
     def on_fit_start(self) -> None:
+        self.train_sums = self.train_sums.to(self.device)  # a restored mid-epoch sum keeps its value
         if self.device.type == "cpu" and not torch.cuda.is_available():
             # Lightning's PYTORCH_NVML_BASED_CUDA_CHECK=1 makes every Adam.step() retry NVML; no GPU: nothing to protect
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
@@ -100,8 +111,7 @@ class MNISTClassifier(L.LightningModule):
         images, labels = batch
         logits = self.net(images)
         # label smoothing is a training-time regulariser: val/test losses stay the plain cross-entropy
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
-        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        loss = F.cross_entropy(logits, labels)
         # one value per sample: with nan_strategy="disable" MeanMetric ignores `weight`, so weight by repetition
         self.metrics[f"{stage}_loss"].update(loss.detach().expand(len(labels)))
         self.metrics[f"{stage}_acc"].update(logits.detach(), labels)
@@ -111,10 +121,25 @@ class MNISTClassifier(L.LightningModule):
         for name in ("loss", "acc"):
             self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], prog_bar=True)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def train_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """One training batch's loss, added (with its correct count) to the epoch's running ``train_sums``."""
+        images, labels = batch
         if self.augment.enabled:  # training batches only, on the device the batch is already on
-            batch = self.augment(batch[0]), batch[1]
-        loss, _ = self._shared_step(batch, "train")
+            images = self.augment(images)
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self._smoothing)
+        n, sums = labels.shape[0], self.train_sums  # shape, not len(): Tensor.__len__ is Python
+        sums[0].add_(loss.detach().float(), alpha=n)
+        sums[1].add_(torch.eq(logits.detach().argmax(1), labels).sum())
+        sums[2].add_(n)
+        return loss
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int
+    ) -> torch.Tensor | None:
+        if self._steps_per_call > 1:
+            return train_steps(self, batch)
+        loss = self.train_loss(batch)
         # at the logger's own pace: Lightning writes step metrics when the step count + 1 is a multiple of N, so a
         # value logged on any other step would be written N-1 steps late
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
@@ -131,10 +156,18 @@ class MNISTClassifier(L.LightningModule):
         return {"logits": logits.detach(), "labels": batch[1]}
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        # summed over the ranks (each holds its own shard's sums), as torchmetrics would at compute()
+        loss, correct, n = self.trainer.strategy.reduce(self.train_sums.clone(), reduce_op="sum").tolist()
+        self.train_sums.zero_()
+        if n:
+            self.log_dict({"train/loss": loss / n, "train/acc": correct / n}, prog_bar=True)
+        if not self.automatic_optimization:
+            log_call_step(self)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+        if not self.automatic_optimization and self.trainer.state.fn == "fit":
+            log_call_step(self)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -165,7 +198,7 @@ class MNISTClassifier(L.LightningModule):
 
 def schedule_steps(trainer: L.Trainer) -> int:
     """The number of optimizer steps a per-step LR schedule spans: the whole run, as the trainer estimates it."""
-    total = trainer.estimated_stepping_batches
+    total = optimizer_steps(trainer)
     if not math.isfinite(total):
         raise UserError(
             "model.lr_schedule 'onecycle'/'cosine' needs a bounded run: set trainer.max_epochs or max_steps."

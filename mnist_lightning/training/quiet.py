@@ -18,10 +18,14 @@ from pathlib import Path
 LITLOGGER_TIP = "💡 Tip: For seamless cloud logging"
 
 
+# Lightning notes that it adds no model summary of its own when one is configured; the CLI configures it (cli.py)
+SUMMARY_NOTE = "Trainer already configured with model summary callbacks: [<class 'mnist_lightning."
+
+
 class _DropLitLoggerTip(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith(LITLOGGER_TIP) and "litlogger" in message)
+        return not (message.startswith(LITLOGGER_TIP) and "litlogger" in message or message.startswith(SUMMARY_NOTE))
 
 
 def hide_known_noise() -> None:

@@ -10,8 +10,10 @@ from mnist_lightning.common.contract import MONITOR
 from mnist_lightning.common.layout import ONNX_NAME, torch_file_for
 from mnist_lightning.model.checkpoints import VAL_ACC_KEY, net_from_checkpoint
 from mnist_lightning.model.onnx import cpu_float_copy, export_onnx, onnx_metadata
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
 
+@batch_hooks_where_used
 class OnnxExport(L.Callback):
     """At the end of ``fit``, export the best checkpoint's net to ``<run dir>/<filename>`` and, beside it, the same
     net as a plain PyTorch file (``mnist.pt``, see :meth:`MyMNIST.save`); rank zero only."""

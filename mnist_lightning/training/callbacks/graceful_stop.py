@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from mnist_lightning.training.callbacks.resume import ResumeCheckpoint
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
 
 def resume_command(argv: list[str], ckpt: Path) -> str:
@@ -53,6 +54,7 @@ def abort_on_next_ctrl_c() -> None:
         signal.signal(signal.SIGINT, abort)
 
 
+@batch_hooks_where_used
 class GracefulStop(L.Callback):
     """SIGTERM or a first Ctrl-C: finish the current batch, save ``last.ckpt``, print how to resume, exit 128+signal.
 
@@ -79,10 +81,16 @@ class GracefulStop(L.Callback):
         handler = signal.SIG_IGN if launched_by_rank_zero else self._on_sigint
         self._previous = signal.signal(signal.SIGINT, handler)
         self._lightning_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        if trainer.world_size == 1:  # no other rank to agree with: the per-batch check waits for a signal
+            self.on_train_batch_end = None  # type: ignore[assignment]
+
+    def _request(self, sig: int) -> None:
+        self.signal = sig
+        self.__dict__.pop("on_train_batch_end", None)  # the check is back for the batch now running
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         if self.signal is None:
-            self.signal = signal.SIGTERM
+            self._request(signal.SIGTERM)
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self._lightning_sigterm is None:
@@ -107,7 +115,7 @@ class GracefulStop(L.Callback):
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.signal is not None:
             raise KeyboardInterrupt
-        self.signal = signal.SIGINT
+        self._request(signal.SIGINT)
         print(
             "\nCtrl-C: stopping after this batch to save a resumable checkpoint (Ctrl-C again aborts now).",
             file=sys.stderr,
@@ -115,6 +123,7 @@ class GracefulStop(L.Callback):
         )
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.__dict__.pop("on_train_batch_end", None)
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None

@@ -10,8 +10,10 @@ import torch
 
 from mnist_lightning.common.layout import predictions_csv
 from mnist_lightning.common.predictions import Prediction, predictions, summary, write_csv
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
 
+@batch_hooks_where_used
 class PredictionCsv(L.Callback):
     """Write ``file, digit, probability, top3, label`` for every predicted image to ``output`` (default
     ``predictions.csv`` in the predict run's folder) and keep a short table, or the accuracy on MNIST's test set, in

@@ -9,12 +9,15 @@ import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
+
 # Lightning's default bar redraws after every step: ~0.2 ms each, >10 % of an epoch here; every 20 steps still
 # moves smoothly
 BAR_REFRESH = 20
 STALE_AT_EPOCH_END = ("train/loss", "train/acc")
 
 
+@batch_hooks_where_used
 class EpochProgressBar(TQDMProgressBar):
     """``TQDMProgressBar`` with ``leave=True``: each epoch's bar is closed when the epoch ends, so Lightning's
     "`Trainer.fit` stopped" starts a line of its own instead of being spliced into the bar (and the bar is not drawn

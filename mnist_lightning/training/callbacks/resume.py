@@ -15,8 +15,10 @@ from torchmetrics import Metric
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import LAST_NAME, checkpoints_folder
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
 METRICS_KEY = "mnist_lightning_metric_states"
+SUMS_KEY = "mnist_lightning_train_sums"  # MNISTClassifier.train_sums, mid-epoch
 RNG_KEY = "mnist_lightning_rng_per_rank"  # one rng_state() per DDP rank, in rank order
 
 
@@ -77,6 +79,7 @@ def _follow_moved_folder(trainer: L.Trainer, checkpoint: dict[str, Any]) -> None
     state["best_k_models"] = {moved(p): v for p, v in state.get("best_k_models", {}).items()}
 
 
+@batch_hooks_where_used
 class ResumeCheckpoint(Checkpoint):
     """Writes ``<checkpoints>/last.ckpt`` at every epoch end, every N training steps and after mid-epoch validation.
 
@@ -92,6 +95,8 @@ class ResumeCheckpoint(Checkpoint):
                 f"got {every_n_train_steps}."
             )
         self.every_n_train_steps = every_n_train_steps
+        if not every_n_train_steps:  # nothing to do per step: Lightning skips a hook that is None
+            self.on_train_batch_end = None  # type: ignore[assignment]
         self.dirpath: Path | None = None
         self._with_metrics = False
         self._loader_states: list[dict[str, Any]] = []
@@ -129,6 +134,8 @@ class ResumeCheckpoint(Checkpoint):
             checkpoint[METRICS_KEY] = {
                 name: dict(m.metric_state) for name, m in pl_module.named_modules() if isinstance(m, Metric)
             }
+            if isinstance(sums := getattr(pl_module, "train_sums", None), torch.Tensor):
+                checkpoint[SUMS_KEY] = sums.clone()
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         states = checkpoint.get(RNG_KEY, [])
@@ -138,6 +145,8 @@ class ResumeCheckpoint(Checkpoint):
         fit_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
         self._loader_states = list(fit_loop.get("combined_loader", []))
 
+        if isinstance(sums := checkpoint.get(SUMS_KEY), torch.Tensor):
+            pl_module.train_sums = sums.to(pl_module.device)
         modules = dict(pl_module.named_modules())
         for name, state in checkpoint.get(METRICS_KEY, {}).items():
             if isinstance(metric := modules.get(name), Metric):
@@ -150,6 +159,14 @@ class ResumeCheckpoint(Checkpoint):
         # builds it before, so the position would be lost and a mid-epoch resume would replay the epoch's first
         # batches. Handing it over again is harmless when Lightning already did (the same position).
         loader, states, self._loader_states = trainer.train_dataloader, self._loader_states, []
+        k, n = getattr(loader, "steps_per_call", 1), self.every_n_train_steps
+        if k > 1 and n and len(loader.sampler) % k:  # a checkpoint can only be written between calls
+            raise UserError(
+                f"resume.every_n_train_steps {n} with model.steps_per_call {k} needs epochs of whole calls, but this "
+                f"run has {len(loader.sampler)} optimizer steps an epoch, so step-{n} checkpoints would fall inside "
+                f"a call of {k} steps. Use a steps_per_call that divides {len(loader.sampler)}, or "
+                "--resume.every_n_train_steps 0 (checkpoints at epoch ends only)."
+            )
         if states and callable(getattr(loader, "load_state_dict", None)):
             loader.load_state_dict(states[0])
 

@@ -17,6 +17,7 @@ from mnist_lightning.common.atomic import replace_atomically
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import CONFIG_NAME, METRICS_CSV, run_of_checkpoint
 from mnist_lightning.model.options import NAMES, SPEED_ONLY
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 from mnist_lightning.training.module import SCHEDULE_KEY
 
 # options a resume may change: those that only change how fast, and hidden_layers (check_checkpoint's own message)
@@ -98,6 +99,7 @@ def stop_note(trainer: L.Trainer, resumed_step: int | None, stopped_at: tuple[in
     return None
 
 
+@batch_hooks_where_used
 class ScheduleGuard(L.Callback):
     """Refuses to resume a per-step LR schedule into a run of another length, leaving the run as it was.
 

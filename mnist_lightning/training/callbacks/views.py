@@ -20,11 +20,13 @@ from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import EVENTS_GLOB, run_of_checkpoint
 from mnist_lightning.model.checkpoints import checkpoint_val_acc, load_checkpoint
 from mnist_lightning.training.callbacks.figures import confusion_image, misclassified_grid
+from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
 # the HPARAMS tab's metric columns; each run's value is the last one logged under that tag
 HP_METRICS = ("hp/best_val_acc", "hp/test_acc")
 
 
+@batch_hooks_where_used
 class TensorBoardViews(L.Callback):
     """Per ``val``/``test`` epoch: ``{stage}/confusion_matrix`` and ``{stage}/misclassified`` images and
     ``{stage}/acc_digit_0..9`` scalars; ``train/lr`` every ``log_every_n_steps`` optimizer steps; hparams with

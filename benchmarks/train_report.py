@@ -1,0 +1,102 @@
+"""bench_train.py's report: the median seconds per epoch of each contender, the ratios, the call counts; written to
+``RESULTS.md`` (above bench_startup.py's section, which stays) and ``results.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from machine_info import cpu_name
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    table = {}
+    for name, results in runs.items():
+        epochs = [t for r in results for t in r["epoch_s"]]
+        s = statistics.median(epochs)
+        table[name] = {
+            "s_per_epoch": s,
+            "samples_per_s": results[0]["train_samples"] / s,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "epoch_s_all": epochs,
+            **{k: v for k, v in results[0].items() if k not in ("epoch_s", "peak_rss_mb")},
+        }
+    return table
+
+
+def write_report(runs: dict[str, list[dict]], args: argparse.Namespace, calls: dict[str, float]) -> None:
+    table = summarise(runs)
+    s = {k: v["s_per_epoch"] for k, v in table.items()}
+    ratios = {}
+    pairs = [("a_tutorial", "c_project"), ("c_project", "b_plain"), ("c_project", "d_floor")]
+    pairs += [("c_project", "b_bare_lightning"), ("c_project_k8", "b_plain")]  # #21's target for the latter: <= 1.15
+    for num, den in pairs:
+        if num in s and den in s:
+            ratios[f"{num}/{den}" if "k8" in num or "bare" in den else f"{num[0]}/{den[0]}"] = s[num] / s[den]
+    import lightning
+
+    meta = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "epochs": args.epochs,
+        "rounds": args.rounds,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"meta": meta, "ratios": ratios, "contenders": table, "calls_per_step": calls}
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    lines = [
+        "# Training speed: side by side",
+        "",
+        f"{meta['date']} · {meta['machine']} · Python {meta['python']} · torch {meta['torch']} · "
+        f"Lightning {meta['lightning']} · {args.epochs} epochs × {args.rounds} rounds, median s/epoch",
+        "",
+        "| contender | s/epoch | train samples/s | peak RSS (MB) | test acc after run |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in table.items():
+        acc = f"{row['test_acc']:.4f}" if "test_acc" in row else "–"
+        lines.append(
+            f"| {name} | {row['s_per_epoch']:.3f} | {row['samples_per_s']:,.0f} | {row['peak_rss_mb']:.0f} | {acc} |"
+        )
+    lines += ["", "Ratios (s/epoch): " + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())]
+    if "d_floor" in table:
+        d = table["d_floor"]
+        lines.append(
+            f"Floor: sgemm {d['sgemm_gflops']:.0f} GFLOP/s measured, {d['epoch_gflop']:.1f} GFLOP "
+            "of matmul per epoch (FlopCounterMode: one training step × steps + validation forward)."
+        )
+    if "c_fit_50_epochs" in table:
+        full = table["c_fit_50_epochs"]
+        lines.append(
+            f"Whole `fit --config configs/base.yaml` (50 epochs, start-up, checkpoints and ONNX export "
+            f"included): {full['wall_s']:.1f} s wall; best checkpoint's test accuracy {full['test_acc']:.4f}."
+        )
+    if "c_to_98" in table and table["c_to_98"].get("time_to_target_s") is not None:
+        c98 = table["c_to_98"]
+        lines.append(
+            f"Time to 98 % test accuracy with configs/base.yaml: {c98['time_to_target_s']:.1f} s of "
+            f"training ({c98['epochs_to_target']} epochs; test accuracy evaluated off the clock)."
+        )
+    if calls:
+        lines += ["", "Python function calls per optimizer step (benchmarks/call_counts.py, cProfile, 1 torch thread):"]
+        lines += [", ".join(f"{name} {n:,.0f}" for name, n in calls.items())]
+        if "bare_lightning" in calls and "project" in calls:
+            ratio = calls["project"] / calls["bare_lightning"]
+            lines.append(f"project / bare_lightning = {ratio:.2f} (target <= 1.15)")
+    if args.note:
+        lines += ["", args.note]
+    from benchmarks.startup_report import keep_section  # bench_startup.py's section below this table stays
+
+    startup = keep_section(out / "RESULTS.md")
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n" + ("\n" + startup if startup else ""))
+    print("\n".join(lines))
