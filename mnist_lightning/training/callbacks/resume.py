@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, Timer
 from torchmetrics import Metric
 
 from mnist_lightning.common.errors import UserError
@@ -95,8 +95,6 @@ class ResumeCheckpoint(Checkpoint):
                 f"got {every_n_train_steps}."
             )
         self.every_n_train_steps = every_n_train_steps
-        if not every_n_train_steps:  # nothing to do per step: Lightning skips a hook that is None
-            self.on_train_batch_end = None  # type: ignore[assignment]
         self.dirpath: Path | None = None
         self._with_metrics = False
         self._loader_states: list[dict[str, Any]] = []
@@ -108,6 +106,12 @@ class ResumeCheckpoint(Checkpoint):
         return self.dirpath / LAST_NAME if self.dirpath is not None else None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # per step only for step checkpoints or a max_time stop; Lightning skips a hook that is None
+        timed = any(isinstance(c, Timer) for c in trainer.callbacks)
+        if self.every_n_train_steps or timed:
+            vars(self).pop("on_train_batch_end", None)
+        else:
+            self.on_train_batch_end = None  # type: ignore[assignment]
         best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.dirpath), None)
         if best is not None:  # resolved (and broadcast from rank 0) in its own setup, which runs first
             self.dirpath = Path(best.dirpath)
