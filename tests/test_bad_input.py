@@ -16,6 +16,7 @@ import torch
 
 from mnist_lightning import MyMNIST
 from mnist_lightning.commands import main
+from mnist_lightning.common.errors import UserError
 from tests.helpers.synthetic import make_mnist, small_args, write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,6 +247,19 @@ def test_text_file_as_checkpoint_as_documented(user_dir: Path, capsys) -> None:
     shutil.copy(ROOT / "README.md", user_dir / "README.md")
     message = fails(["test", *fit("--ckpt_path", "README.md")[1:]], user_dir, capsys)
     assert message.strip() == f"error: {documented('it is a text file')}"  # no word of pickled code
+
+
+def test_text_file_as_model_file_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as err:
+        MyMNIST.load("README.md")
+    assert str(err.value) == documented("`MyMNIST.load` of a text file")
+
+
+def test_evaluation_without_a_checkpoint_as_documented(user_dir: Path, capsys) -> None:
+    message = fails(["test", *fit()[1:]], user_dir, capsys)  # no run folder made
+    assert message.strip() == f"error: {documented('`test`, `validate` or `predict` without `--ckpt_path`')}"
 
 
 def test_truncated_checkpoint_as_documented(user_dir: Path, capsys) -> None:

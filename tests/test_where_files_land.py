@@ -30,13 +30,16 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_fast_dev_run_writes_nothing_and_replaces_nothing(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mnist.pt").write_bytes(b"the user's own file")
+    # predict needs a checkpoint (a fast_dev_run fit writes none): one of the user's, outside any run folder
+    shutil.copy(trained_run / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", tmp_path / "given.ckpt")
+    before = snapshot(tmp_path)
     assert main(["fit", *small_args(data_dir, "--trainer.fast_dev_run", "true")]) == 0
-    assert main(["predict", *small_args(data_dir, "--trainer.fast_dev_run", "true")]) == 0
-    assert snapshot(tmp_path) == {"mnist.pt": b"the user's own file"}
+    assert main(["predict", *small_args(data_dir, "--trainer.fast_dev_run", "true", "--ckpt_path", "given.ckpt")]) == 0
+    assert snapshot(tmp_path) == before
 
 
 def test_a_refused_resume_leaves_every_file_of_the_run_as_it_was(
