@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,13 @@ def trained_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     code = main(["fit", *small_args(data_dir, "--trainer.default_root_dir", str(root))])
     assert code == 0
     return root
+
+
+@pytest.fixture
+def trained_copy(trained_run: Path, tmp_path: Path) -> Path:
+    """A copy of ``trained_run`` for a test that evaluates or resumes it: the shared run stays as fit left it."""
+    shutil.copytree(trained_run, tmp_path / "run", symlinks=True)
+    return tmp_path / "run"
 
 
 @pytest.fixture(scope="session")

@@ -80,8 +80,8 @@ def test_fit_twice_in_the_same_folder(data_dir: Path, tmp_path: Path, monkeypatc
 
 
 @pytest.mark.parametrize("stage", ["validate", "test"])
-def test_validate_and_test_from_best_checkpoint(stage: str, trained_run: Path, data_dir: Path, capsys) -> None:
-    args = small_args(data_dir, "--trainer.default_root_dir", str(trained_run), "--ckpt_path", "best")
+def test_validate_and_test_from_best_checkpoint(stage: str, trained_copy: Path, data_dir: Path, capsys) -> None:
+    args = small_args(data_dir, "--trainer.default_root_dir", str(trained_copy), "--ckpt_path", "best")
     assert main([stage, *args]) == 0
     out = capsys.readouterr().out
     key = "val/acc" if stage == "validate" else "test/acc"
