@@ -4,8 +4,8 @@ and the guard that fails any test leaving a file in the checkout."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
