@@ -42,7 +42,9 @@ def scalars(root: Path) -> dict[str, list[tuple[int, float]]]:
     events.Reload()
     # NaN (hp/test_acc before a test) as None, so that equal runs compare equal
     points = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-    return {tag: [(s, None if math.isnan(v) else v) for s, v in p] for tag, p in points.items()}
+    # in step order: a resume in the same second as the killed run's start gets an event file that sorts first
+    plain = {tag: [(s, None if math.isnan(v) else v) for s, v in p] for tag, p in points.items()}
+    return {tag: sorted(p, key=lambda q: q[0]) for tag, p in plain.items()}
 
 
 def assert_same_training(got: dict, want: dict) -> None:
