@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,25 @@ import torch.nn.functional as F
 from mnist_lightning.common.mnist_files import raw_folder
 from mnist_lightning.model.net import MyMNIST
 from mnist_lightning.training.data import load_split
+
+BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
+
+
+def project_fit_args(data_dir: str, root: str, *extra: str) -> list[str]:
+    """``fit --config configs/base.yaml`` as users run it, on ``data_dir`` (no download), into ``root``."""
+    return [
+        "fit",
+        "--config",
+        str(BASE_CONFIG),
+        "--data.data_dir",
+        data_dir,
+        "--data.download",
+        "false",
+        "--trainer.default_root_dir",
+        root,
+        *extra,
+    ]
+
 
 BATCH, LR, HIDDEN = 128, 1e-3, [256, 32]
 

@@ -23,7 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # benchmarks/ is on sys.path when run as a script
-from baselines import peak_rss_mb, run_bare_lightning, run_floor, run_plain, run_tutorial, test_accuracy  # noqa: E402
+from baselines import (  # noqa: E402
+    peak_rss_mb,
+    project_fit_args,
+    run_bare_lightning,
+    run_floor,
+    run_plain,
+    run_tutorial,
+    test_accuracy,
+)
 from train_report import write_report  # noqa: E402
 
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
@@ -59,20 +67,7 @@ def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None =
     clock = Clock()
     with tempfile.TemporaryDirectory() as root:
         cli = run_cli(
-            [
-                "fit",
-                "--config",
-                str(ROOT / "configs" / "base.yaml"),
-                "--data.data_dir",
-                data_dir,
-                "--data.download",
-                "false",
-                "--trainer.max_epochs",
-                str(epochs),
-                "--trainer.default_root_dir",
-                root,
-                *extra,
-            ],
+            project_fit_args(data_dir, root, "--trainer.max_epochs", str(epochs), *extra),
             extra_callbacks=[clock],
         )
         net = cli.model.net.float().eval()

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from baselines import project_fit_args  # noqa: E402
+
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
 from mnist_lightning.model.net import MyMNIST  # noqa: E402
 
@@ -112,26 +114,9 @@ def project(data_dir: str, steps: int, *extra: str) -> None:
     from mnist_lightning.training.cli import run_cli
 
     with tempfile.TemporaryDirectory() as root:
-        run_cli(
-            [
-                "fit",
-                "--config",
-                str(ROOT / "configs" / "base.yaml"),
-                "--data.data_dir",
-                data_dir,
-                "--data.download",
-                "false",
-                "--data.verify_md5",
-                "false",
-                "--trainer.max_epochs",
-                "1",
-                "--trainer.max_steps",  # counts optimizer steps whatever steps_per_call
-                str(steps),
-                "--trainer.default_root_dir",
-                root,
-                *extra,
-            ]
-        )
+        # max_steps counts optimizer steps whatever steps_per_call
+        limits = ("--data.verify_md5", "false", "--trainer.max_epochs", "1", "--trainer.max_steps", str(steps))
+        run_cli(project_fit_args(data_dir, root, *limits, *extra))
 
 
 def _profiled(run: Callable[[str, int], None], data_dir: str, steps: int) -> pstats.Stats:
