@@ -11,13 +11,11 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint, Timer
-from torchmetrics import Metric
 
 from mnist_lightning.common.errors import UserError
 from mnist_lightning.common.layout import LAST_NAME, checkpoints_folder
 from mnist_lightning.training.callbacks.step_hooks import batch_hooks_where_used
 
-METRICS_KEY = "mnist_lightning_metric_states"
 SUMS_KEY = "mnist_lightning_train_sums"  # MNISTClassifier.train_sums, mid-epoch
 RNG_KEY = "mnist_lightning_rng_per_rank"  # one rng_state() per DDP rank, in rank order
 
@@ -96,7 +94,7 @@ class ResumeCheckpoint(Checkpoint):
             )
         self.every_n_train_steps = every_n_train_steps
         self.dirpath: Path | None = None
-        self._with_metrics = False
+        self._with_sums = False
         self._loader_states: list[dict[str, Any]] = []
         self._stopped_early = False
         self.stopped_at: tuple[int, int] | None = None  # (epoch, step) of a stop mid-epoch, saved to resume there
@@ -121,25 +119,21 @@ class ResumeCheckpoint(Checkpoint):
     def save(self, trainer: L.Trainer, epoch_end: bool = False) -> Path:
         assert self.path is not None
         # mid-epoch, the running train/loss and train/acc sums are part of the state (see on_save_checkpoint)
-        self._with_metrics = not epoch_end and trainer.world_size == 1
+        self._with_sums = not epoch_end and trainer.world_size == 1
         try:
             trainer.save_checkpoint(self.path, weights_only=False)  # every rank calls it (a barrier); rank 0 writes
         finally:
-            self._with_metrics = False
+            self._with_sums = False
         return self.path
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         # each rank draws from its own stream (rank_seeds), so each rank's state is saved, and restored by its rank
         checkpoint[RNG_KEY] = rng_states_of_all_ranks(trainer)
-        # torchmetrics states are not in the state_dict; without them the epoch's train/acc after a mid-epoch resume
-        # would count only the batches after it. Not at epoch ends (the sums are about to be reset), not under DDP
-        # (each rank holds its own sums and only rank zero's would be saved).
-        if self._with_metrics:
-            checkpoint[METRICS_KEY] = {
-                name: dict(m.metric_state) for name, m in pl_module.named_modules() if isinstance(m, Metric)
-            }
-            if isinstance(sums := getattr(pl_module, "train_sums", None), torch.Tensor):
-                checkpoint[SUMS_KEY] = sums.clone()
+        # the running train sums are not in the state_dict; without them the epoch's train/acc after a mid-epoch
+        # resume would count only the batches after it. Not at epoch ends (the sums are about to be reset), not under
+        # DDP (each rank holds its own sums and only rank zero's would be saved).
+        if self._with_sums and isinstance(sums := getattr(pl_module, "train_sums", None), torch.Tensor):
+            checkpoint[SUMS_KEY] = sums.clone()
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         states = checkpoint.get(RNG_KEY, [])
@@ -151,11 +145,6 @@ class ResumeCheckpoint(Checkpoint):
 
         if isinstance(sums := checkpoint.get(SUMS_KEY), torch.Tensor):
             pl_module.train_sums = sums.to(pl_module.device)
-        modules = dict(pl_module.named_modules())
-        for name, state in checkpoint.get(METRICS_KEY, {}).items():
-            if isinstance(metric := modules.get(name), Metric):
-                for key, value in state.items():
-                    setattr(metric, key, value.to(metric.device) if isinstance(value, torch.Tensor) else value)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning hands the saved position to the training loader only when it builds that loader after the
