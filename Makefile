@@ -42,8 +42,9 @@ tensorboard: install ## serve the training curves of every run
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: install ## speed on the real MNIST in DATA: per-epoch side by side and calls per step, then every command's start-up
+bench: install ## speed on the real MNIST in DATA: per-epoch side by side, calls per step, compile tolerance, start-ups
 	$(PY) benchmarks/bench_train.py --data $(DATA) $(ARGS)
+	$(PY) benchmarks/compile_tolerance.py --data $(DATA)
 	$(PY) benchmarks/bench_startup.py --data $(DATA) $(STARTUP_ARGS)
 
 accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA, write benchmarks/ACCURACY.md

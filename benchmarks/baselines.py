@@ -17,6 +17,7 @@ from mnist_lightning.model.net import MyMNIST
 from mnist_lightning.training.data import load_split
 
 BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
+SPEED = ("--config", str(BASE_CONFIG.with_name("speed.yaml")))  # layered on base.yaml: the compiled K-step body
 
 
 def project_fit_args(data_dir: str, root: str, *extra: str) -> list[str]:

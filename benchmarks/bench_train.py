@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 # benchmarks/ is on sys.path when run as a script
 from baselines import (  # noqa: E402
+    SPEED,
     peak_rss_mb,
     project_fit_args,
     run_bare_lightning,
@@ -76,6 +77,8 @@ def run_project(data_dir: str, epochs: int, *extra: str, stop_at: float | None =
             "train_samples": len(cli.datamodule.splits["train"][1]),
             "test_acc": test_accuracy(net, data_dir),
         }
+        if cli.model.compiled is not None:
+            out["compile_s"] = cli.model.compiled.compile_seconds
     if stop_at is not None:
         out["test_acc_per_epoch"] = clock.test_acc
         hit = next((i for i, a in enumerate(clock.test_acc) if a >= stop_at), None)
@@ -125,32 +128,53 @@ CONTENDERS = {
     "c_project": lambda d, e: run_project(d, e),
     "c_project_k8": lambda d, e: run_project(d, e, "--model.steps_per_call", "8"),
     "c_bf16": lambda d, e: run_project(d, e, "--trainer.precision", "bf16-mixed"),
-    "c_compile": lambda d, e: run_project(d, e, "--model.compile", "true"),
+    "c_speed": lambda d, e: run_project(d, e, *SPEED),
     "c_to_98": lambda d, e: run_project(d, 40, "--trainer.enable_progress_bar", "false", stop_at=0.98),
     "d_floor": lambda d, e: run_floor(d, e),
     "c_fit_50_epochs": lambda d, e: run_full_fit(d, 50),
 }
 
 
-ONE_ROUND = ("c_to_98", "c_compile", "c_fit_50_epochs")  # long single runs: one round is enough
+ONE_ROUND = ("c_to_98", "c_fit_50_epochs")  # long single runs: one round is enough
+# Per epoch as (wall of a 3-epoch run - wall of a 1-epoch run) / 2, each run a fresh process with a cold compile
+# cache: start-up, compilation and the end-of-fit export cancel out (#25's measure for configs/speed.yaml)
+WALLS = {
+    "w_plain": lambda d, e: run_plain(d, e),
+    "w_project_k8": lambda d, e: run_project(d, e, "--model.steps_per_call", "8"),
+    "w_speed": lambda d, e: run_project(d, e, *SPEED),
+}
 
 
 def worker(name: str, data_dir: str, epochs: int) -> None:
-    out = CONTENDERS[name](data_dir, epochs)
+    start = time.perf_counter()
+    out = {**CONTENDERS, **WALLS}[name](data_dir, epochs)
+    out["wall_s"] = out.get("wall_s", time.perf_counter() - start)
     out["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(out), flush=True)
 
 
 def spawn(name: str, data_dir: str, epochs: int) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--data", data_dir, "--epochs", str(epochs)],
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory() as cache:  # a cold torch.compile cache for every process
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", name, "--data", data_dir, "--epochs", str(epochs)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache},
+        )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         sys.exit(f"{name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(line[len("RESULT ") :])
+
+
+def spawn_walls(name: str, data_dir: str) -> dict:
+    """One round of a WALLS contender: a 1-epoch and a 3-epoch run, per epoch = the difference / 2.
+
+    Each run's own compile time is taken off its wall first: a cold compile varies by a second or so from process
+    to process, which would otherwise land in the difference."""
+    one, three = spawn(name, data_dir, 1), spawn(name, data_dir, 3)
+    net = [r["wall_s"] - (r.get("compile_s") or 0.0) for r in (one, three)]
+    return {**three, "epoch_s": [(net[1] - net[0]) / 2], "wall_1_s": one["wall_s"], "compile_1_s": one.get("compile_s")}
 
 
 def call_counts(data_dir: str) -> dict[str, float]:
@@ -178,7 +202,7 @@ def main() -> None:
     if args.worker:
         return worker(args.worker, args.data, args.epochs)
 
-    names = args.only or list(CONTENDERS)
+    names = args.only or [*CONTENDERS, *WALLS]
     src = raw_folder(args.data)
     if missing := [n for n in FILES if not (src / n).is_file()]:
         sys.exit(f"real MNIST needed: {', '.join(missing)} not in {src} (make bench DATA=folder-holding-MNIST)")
@@ -193,7 +217,7 @@ def main() -> None:
                 if n in ONE_ROUND and r > 0:
                     continue  # long single runs: one round is enough
                 print(f"round {r + 1}/{args.rounds}: {n} ...", flush=True)
-                runs[n].append(spawn(n, scratch, args.epochs))
+                runs[n].append(spawn_walls(n, scratch) if n in WALLS else spawn(n, scratch, args.epochs))
         calls = {} if args.no_call_counts else call_counts(scratch)
     write_report(runs, args, calls)
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from baselines import project_fit_args  # noqa: E402
+from baselines import SPEED, project_fit_args  # noqa: E402
 
 from mnist_lightning.common.mnist_files import FILES, raw_folder  # noqa: E402
 from mnist_lightning.model.net import MyMNIST  # noqa: E402
@@ -146,6 +146,7 @@ CONTENDERS: dict[str, Callable[[str, int], None]] = {
     "bare_lightning": bare_lightning,
     "project": project,
     "project_k8": lambda d, n: project(d, n, "--model.steps_per_call", "8"),
+    "project_speed": lambda d, n: project(d, n, *SPEED),
 }
 
 
@@ -183,7 +184,7 @@ def main() -> None:
     if args.json:
         print("CALLS " + json.dumps(counts))
     elif "bare_lightning" in counts:
-        for name in ("plain", "project", "project_k8"):
+        for name in ("plain", "project", "project_k8", "project_speed"):
             if name in counts:
                 print(f"{name} / bare_lightning = {counts[name] / counts['bare_lightning']:.2f}")
 

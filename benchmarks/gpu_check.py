@@ -1,11 +1,12 @@
 """One-command check of the GPU path (``make gpu-check DATA=/folder/holding/MNIST``), on the real MNIST.
 
 On a CUDA machine it runs, each case in its own process through the real CLI: base.yaml 2 epochs in 32-true (also
-with ``--model.steps_per_call 8``) and bf16-mixed, best.yaml 2 epochs in bf16-mixed, the same with
-``--model.compile true``, a 2-process DDP fit when 2+ GPUs are visible, a SIGKILL mid-run + ``--ckpt_path last``
-resume compared with the uninterrupted base 32-true run, and an ONNX export of a GPU-trained checkpoint checked in
-onnxruntime against the torch model. It prints one table (case, s/epoch, test acc, peak GPU memory, GPU utilisation
-where NVML answers, pass/fail) and exits 1 if any case failed. Without CUDA it prints one line and exits 0.
+with ``--model.steps_per_call 8`` and with configs/speed.yaml, the compiled K-step body) and bf16-mixed, best.yaml
+2 epochs in bf16-mixed, the same with ``--model.compile true``, a 2-process DDP fit when 2+ GPUs are visible, a
+SIGKILL mid-run + ``--ckpt_path last`` resume compared with the uninterrupted base 32-true run, and an ONNX export
+of a GPU-trained checkpoint checked in onnxruntime against the torch model. It prints one table (case, s/epoch,
+test acc, peak GPU memory, GPU utilisation where NVML answers, pass/fail) and exits 1 if any case failed. Without
+CUDA it prints one line and exits 0.
 
 Resume tolerance: GPU kernels need not be bitwise deterministic, so the resumed run passes when its weights are
 within 1e-3 (max abs) of the uninterrupted run's and its test accuracy within 0.002; the table says if it was bitwise.
@@ -45,6 +46,11 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "base bf16-mixed": ("base", ("--trainer.precision", "bf16-mixed")),
     "best bf16-mixed": ("best", ("--trainer.precision", "bf16-mixed")),
     "best bf16-mixed compile": ("best", ("--trainer.precision", "bf16-mixed", "--model.compile", "true")),
+    # the compiled K-step body (#25): configs/speed.yaml on the tutorial recipe, beside "base 32-true K=8"
+    "base 32-true speed.yaml": (
+        "base",
+        ("--trainer.precision", "32-true", "--config", str(ROOT / "configs" / "speed.yaml")),
+    ),
     "base ddp 2 GPUs": ("base", ("--trainer.strategy", "ddp", "--trainer.devices", "2")),
 }
 

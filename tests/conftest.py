@@ -42,6 +42,19 @@ def writes_only_under_tmp() -> Iterator[None]:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def inductor_cache_under_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """torch.compile's kernel cache (--model.compile) in the session's tmp folder instead of the machine's
+    /tmp/torchinductor_<user>; subprocesses inherit it."""
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("inductor"))
+    yield
+    if saved is None:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    else:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_mnist(tmp_path_factory.mktemp("data"))

@@ -41,6 +41,7 @@ from mnist_lightning.model.checkpoints import (
     load_checkpoint,
     saved_checkpoint_folder,
 )
+from mnist_lightning.model.compiled_step import check_compile
 from mnist_lightning.training.callbacks.export import OnnxExport
 from mnist_lightning.training.callbacks.graceful_stop import GracefulStop, abort_on_next_ctrl_c
 from mnist_lightning.training.callbacks.prediction_csv import PredictionCsv
@@ -169,6 +170,10 @@ class MNISTCLI(LightningCLI):
         check_accelerator(trainer.accelerator, trainer.devices)
         config = self._stage_config()
         check_steps_per_call(config.model.steps_per_call, trainer, config.resume.every_n_train_steps, config.checkpoint)
+        if config.model.compile and self.subcommand == "fit":
+            check_compile(trainer)
+        if self.resume_from is None:  # nothing to guard: one callback fewer for Lightning to visit on every step
+            self.trainer_defaults["callbacks"].remove(self.schedule_guard)
         if trainer.logger in (None, True):  # Lightning's default logger, minus its placeholder hp_metric=-1
             trainer.logger = default_logger(trainer)
         if self.subcommand == "fit":
@@ -228,6 +233,8 @@ class MNISTCLI(LightningCLI):
             lines.append(f"  best checkpoint : {shown_path(ckpt.best_model_path)}{shown}")
         if trained_here and last.path.is_file():
             lines.append(f"  last checkpoint : {shown_path(last.path)}")
+        if (compiled := getattr(self.model, "compiled", None)) is not None and compiled.compile_seconds is not None:
+            lines.append(f"  compiled step   : built in {compiled.compile_seconds:.1f} s (torch.compile, first step)")
         if export is not None and export.path is not None:
             lines.append(f"  ONNX model      : {shown_path(export.path)}")
         if export is not None and export.torch_path is not None:

@@ -19,6 +19,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from mnist_lightning.common.contract import INPUT_SIZE, NUM_CLASSES
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.model.compiled_step import CompiledStep, check_one_process
 from mnist_lightning.model.net import MyMNIST
 from mnist_lightning.model.options import DEFAULTS, LrSchedule, ModelOptions, Optimizer, architecture
 from mnist_lightning.training.augment import BatchAugment
@@ -65,13 +66,14 @@ class MNISTClassifier(L.LightningModule):
         hparams = ModelOptions.from_arguments(locals()).hparams()
         self.augment = BatchAugment(**{f.name: hparams[f"augment_{f.name}"] for f in fields(BatchAugment)})
         self.save_hyperparameters(hparams)
-        self.automatic_optimization = steps_per_call == 1
+        self._augment = self.augment.enabled  # a plain attribute, read on every step
+        # K > 1 and the compiled step run their optimizer steps themselves (manual optimization, same weights)
+        self.automatic_optimization = steps_per_call == 1 and not compile
         self._steps_per_call = steps_per_call  # a plain attribute: automatic_optimization is a property
+        self.compiled: CompiledStep | None = None  # --model.compile: built at the first training step
         self.schedule: dict[str, int] | None = None  # the LR schedule's length, set by configure_optimizers
         self.net = MyMNIST(**architecture(hparams))
-        # the model summary counts FLOPs on this image (else "0 Total Flops"); under compile it would compile batch 1
-        if not hparams["compile"]:
-            self.example_input_array = torch.zeros(1, INPUT_SIZE)
+        self.example_input_array = torch.zeros(1, INPUT_SIZE)  # the model summary counts FLOPs on it
         # Per-stage metrics accumulate on the device and are logged once per epoch: self.log() on every step
         # costs more than the step itself here. Training: plain sums [loss x samples, correct, samples] (a torchmetrics
         # update costs ~100 Python calls, a third of a plain step); val/test: torchmetrics, validate_args=False
@@ -84,11 +86,9 @@ class MNISTClassifier(L.LightningModule):
             self.metrics[f"{stage}_loss"] = MeanMetric(nan_strategy="disable")
             self.metrics[f"{stage}_acc"] = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
 
-    def configure_model(self) -> None:
-        if self.hparams.compile:
-            self.net.compile()  # in place: state_dict keys and the ONNX export stay those of the plain net
-
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.compile:
+            check_one_process(self.trainer.world_size)
         # before a resume restores the saved streams; rank 0 keeps the stream seed_everything started
         if stage == "fit" and self.trainer.world_size > 1 and self.trainer.global_rank > 0:
             seed_rank(self.trainer.global_rank)
@@ -124,7 +124,7 @@ class MNISTClassifier(L.LightningModule):
     def train_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """One training batch's loss, added (with its correct count) to the epoch's running ``train_sums``."""
         images, labels = batch
-        if self.augment.enabled:  # training batches only, on the device the batch is already on
+        if self._augment:  # training batches only, on the device the batch is already on
             images = self.augment(images)
         logits = self.net(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self._smoothing)
@@ -137,8 +137,8 @@ class MNISTClassifier(L.LightningModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int
     ) -> torch.Tensor | None:
-        if self._steps_per_call > 1:
-            return train_steps(self, batch)
+        if not self.automatic_optimization:
+            return train_steps(self, batch if self._steps_per_call > 1 else [batch])
         loss = self.train_loss(batch)
         # at the logger's own pace: Lightning writes step metrics when the step count + 1 is a multiple of N, so a
         # value logged on any other step would be written N-1 steps late

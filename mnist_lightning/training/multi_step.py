@@ -10,29 +10,42 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
 
 from mnist_lightning.common.errors import UserError
+from mnist_lightning.model.compiled_step import CompiledStep
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def train_steps(module: L.LightningModule, batches: list[Batch]) -> None:
-    """The K optimizer steps of one call, each as Lightning's automatic optimization runs it."""
+    """The K optimizer steps of one call, each as Lightning's automatic optimization runs it, or compiled."""
     trainer = module.trainer
     optimizer, scheduler = module.optimizers(), module.lr_schedulers()
     every = trainer.log_every_n_steps
+    compiled = module.compiled
+    if compiled is None and module.hparams.compile:
+        compiled = module.compiled = CompiledStep(module.net, optimizer.optimizer, module._smoothing)
     for batch in batches:
         step = trainer.global_step  # counts optimizer.step() calls, as in automatic optimization
         if 0 <= trainer.max_steps <= step:
             return  # max_steps inside a call: stop where K = 1 stops
-        loss = module.train_loss(batch)
-        optimizer.zero_grad()
-        module.manual_backward(loss)
-        optimizer.step()
+        if compiled is not None and compiled.fits(batch[0]):
+            images = module.augment(batch[0]) if module._augment else batch[0]
+            # the update is the closure's; torch's Adam skips every weight (none has a .grad) and Lightning counts
+            # the step and calls its hooks as for any step
+            loss = optimizer.step(closure=partial(compiled, images, batch[1], module.train_sums))
+        else:
+            loss = module.train_loss(batch)
+            optimizer.zero_grad()
+            module.manual_backward(loss)
+            optimizer.step()
+            if compiled is not None:
+                optimizer.zero_grad()  # no stale .grad for torch's Adam to apply at the next compiled step
         if scheduler is not None:
             scheduler.step()
         if every and (step + 1) % every == 0:  # where and when K = 1 writes train/loss_step

@@ -22,6 +22,16 @@ LITLOGGER_TIP = "💡 Tip: For seamless cloud logging"
 SUMMARY_NOTE = "Trainer already configured with model summary callbacks: [<class 'mnist_lightning."
 
 
+# torch's C++-extension helper, imported by torch.compile's CPU code generation, notes on a CUDA build of torch that
+# the machine has no CUDA runtime: true, and no concern of a CPU run
+NO_CUDA_RUNTIME = "No CUDA runtime is found"
+
+
+class _DropNoCudaRuntime(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(NO_CUDA_RUNTIME)
+
+
 class _DropLitLoggerTip(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -50,6 +60,9 @@ def hide_known_noise() -> None:
     # rank_zero_info logs through this module's logger (Lightning points it at its own); filter there only
     if not any(isinstance(f, _DropLitLoggerTip) for f in rank_zero.log.filters):
         rank_zero.log.addFilter(_DropLitLoggerTip())
+    cpp_extension = logging.getLogger("torch.utils.cpp_extension")
+    if not any(isinstance(f, _DropNoCudaRuntime) for f in cpp_extension.filters):
+        cpp_extension.addFilter(_DropNoCudaRuntime())
 
 
 def expect_full_checkpoint_folder(checkpoints: Path) -> None:

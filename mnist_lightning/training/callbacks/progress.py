@@ -26,6 +26,7 @@ class EpochProgressBar(TQDMProgressBar):
 
     def __init__(self, refresh_rate: int = BAR_REFRESH, process_position: int = 0, leave: bool = True) -> None:
         super().__init__(refresh_rate, process_position, leave)
+        self._tty: bool | None = None  # whether stdout is a terminal, asked once: the bar's hooks ask every step
 
     @property
     def would_draw(self) -> bool:
@@ -34,7 +35,9 @@ class EpochProgressBar(TQDMProgressBar):
 
     @property
     def is_enabled(self) -> bool:
-        return self.would_draw and sys.stdout.isatty()
+        if self._tty is None:
+            self._tty = sys.stdout.isatty()
+        return self._tty and self.would_draw
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
