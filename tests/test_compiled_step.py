@@ -147,3 +147,48 @@ def test_a_compiler_that_fails_is_one_paragraph_not_a_traceback(data_dir: Path, 
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "torch.compile could not build the training step" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("recipe", ["best", "fast"])
+def test_the_other_recipes_layer_speed_yaml_and_train_the_eager_net(epoch_data: Path, tmp_path: Path, recipe: str):
+    # best: AdamW, OneCycle (LR and momentum change every step), augmentation (eager, the same random stream);
+    # fast: label smoothing
+    runs = {}
+    for name, extra in (("eager", ()), ("speed", SPEED)):
+        args = base_epoch(epoch_data, tmp_path / name, *extra)
+        args[args.index("--config") + 1] = str(CONFIGS / f"{recipe}.yaml")
+        assert main([*args, "--trainer.max_epochs", "2"]) == 0
+        runs[name] = last(tmp_path / name)
+    for key, value in runs["eager"]["state_dict"].items():
+        torch.testing.assert_close(runs["speed"]["state_dict"][key], value, rtol=0, atol=WEIGHTS_ATOL)
+    assert runs["speed"]["lr_schedulers"] == runs["eager"]["lr_schedulers"]
+
+
+def test_dropout_trains_inside_the_compiled_step(data_dir: Path, tmp_path: Path) -> None:
+    # dropout draws its masks inside the graph, from torch.compile's own generator: trained, not compared bitwise
+    args = small_args(data_dir, "--trainer.default_root_dir", str(tmp_path), "--model.dropout", "0.2", *SPEED)
+    assert main(["fit", *args]) == 0
+    assert val_acc(tmp_path) > 0.5 and last(tmp_path)["global_step"] == 20
+
+
+def test_a_schedule_feeds_the_one_graph_and_a_changed_constant_is_refused() -> None:
+    # lr and beta1 change every step under onecycle: inputs of the graph. Anything else that changes would rebuild
+    # it (a silent slowdown, then eager after torch's recompile limit): refused in one paragraph instead
+    from mnist_lightning.common.errors import UserError
+    from mnist_lightning.model.compiled_step import CompiledStep
+    from mnist_lightning.model.net import MyMNIST
+
+    torch.manual_seed(0)
+    net = MyMNIST([16])
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.01)
+    images, labels = torch.rand(8, 784), torch.randint(0, 10, (8,))
+    torch.nn.functional.cross_entropy(net(images), labels).backward()
+    opt.step()
+    step, sums = CompiledStep(net, opt, 0.0), torch.zeros(3)
+    for i in range(12):  # more new values than torch's recompile limit (8)
+        opt.param_groups[0]["lr"], opt.param_groups[0]["betas"] = 1e-3 * (1 + i), (0.95 - i / 100, 0.999)
+        step(images, labels, sums)
+    assert sums[2].item() == 12 * 8
+    opt.param_groups[0]["weight_decay"] = 0.5
+    with pytest.raises(UserError, match="would have to be rebuilt.*weight_decay"):
+        step(images, labels, sums)

@@ -43,11 +43,15 @@ def _step(
     images: torch.Tensor,
     labels: torch.Tensor,
     sums: torch.Tensor,
-    lr: float,
-    beta1: float,
+    scheduled: torch.Tensor,
     hyper: tuple[float, float, float, bool, float],
 ) -> torch.Tensor:
-    """One step in place (weights, Adam state, ``sums += [loss x n, correct, n]``); returns the loss."""
+    """One step in place (weights, Adam state, ``sums += [loss x n, correct, n]``); returns the loss.
+
+    ``scheduled`` holds [lr, beta1], the two values an LR schedule changes every step: as a tensor they are inputs
+    of the graph, where Python floats would be constants of it and recompile it at each new value.
+    """
+    lr, beta1 = scheduled[0], scheduled[1]
     beta2, eps, weight_decay, decoupled, smoothing = hyper
     params, steps, exp_avgs, exp_avg_sqs = state
     grads, (loss, correct) = grad_and_value(_loss, has_aux=True)(
@@ -60,7 +64,7 @@ def _step(
             param.mul_(1 - lr * weight_decay)
         elif weight_decay:  # Adam's L2 penalty
             g = g.add(param, alpha=weight_decay)
-        exp_avg.lerp_(g, 1 - beta1)
+        exp_avg.add_((g - exp_avg) * (1 - beta1))  # lerp_(g, 1 - beta1), whose tensor weight must match dtypes
         exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         denom = (exp_avg_sq.sqrt() / (1 - beta2**step).sqrt()).add_(eps)
         param.sub_(lr * exp_avg / (denom * (1 - beta1**step)))
@@ -89,6 +93,8 @@ class CompiledStep:
         self.shape: torch.Size | None = None  # the batch shape compiled for, set by the first compiled call
         self.state: tuple[Tensors, Tensors, Tensors, Tensors] | None = None
         self.compile_seconds: float | None = None  # the first compiled call: tracing, code generation, one step
+        device = self.group["params"][0].device
+        self.scheduled = torch.zeros(2, dtype=torch.float64, device=device)  # [lr, beta1], refilled every step
         torch.compiler.reset()  # a new run (a tune trial, say) compiles afresh instead of filling dynamo's cache
         self._compiled = torch.compile(_step, dynamic=False)
 
@@ -110,10 +116,21 @@ class CompiledStep:
                 [s["exp_avg_sq"] for s in state],
             )
         beta1, beta2 = group["betas"]
+        self.scheduled[0], self.scheduled[1] = group["lr"], beta1
         hyper = (beta2, group["eps"], group["weight_decay"], bool(group.get("decoupled_weight_decay")), self.smoothing)
-        args = (self.net, self.names, self.state, images, labels, sums, group["lr"], beta1, hyper)
+        args = (self.net, self.names, self.state, images, labels, sums, self.scheduled, hyper)
         if self.shape is not None:
-            return self._compiled(*args)
+            try:  # one graph per run: anything that would build a second one is an error, not a silent slowdown
+                with torch.compiler.set_stance("fail_on_recompile"):
+                    return self._compiled(*args)
+            except RuntimeError as err:
+                if "recompile" not in str(err).lower():
+                    raise
+                raise UserError(
+                    f"model.compile true: the compiled training step would have to be rebuilt, because something it "
+                    f"was built with changed during the run ({str(err).strip().splitlines()[0][:300]}). Keep "
+                    f"beta2, eps and weight_decay fixed while training, or {WAY_OUT}."
+                ) from None
         start = time.perf_counter()
         try:
             loss = self._compiled(*args)
