@@ -84,14 +84,12 @@ def write_report(runs: dict[str, list[dict]], args: argparse.Namespace, calls: d
             "out (median of the rounds)."
         )
         raw = {n: statistics.median(r["raw_epoch_s"] for r in runs[n]) for n in runs if "raw_epoch_s" in runs[n][0]}
+        ratio = (
+            f"; w_speed/w_plain = {raw['w_speed'] / raw['w_plain']:.2f}" if {"w_speed", "w_plain"} <= set(raw) else ""
+        )
+        listed = ", ".join(f"{n} {v:.3f}" for n, v in raw.items())
         lines.append(
-            "The same without taking compile times off, (3-epoch wall - 1-epoch wall) / 2: "
-            + ", ".join(f"{n} {v:.3f}" for n, v in raw.items())
-            + (
-                f" s; w_speed/w_plain = {raw['w_speed'] / raw['w_plain']:.2f}."
-                if {"w_speed", "w_plain"} <= set(raw)
-                else "."
-            )
+            f"The same without taking compile times off, (3-epoch wall - 1-epoch wall) / 2: {listed} s{ratio}."
         )
     compiles = [r.get(k) for n in ("w_speed", "c_speed") for r in runs.get(n, []) for k in ("compile_s", "compile_1_s")]
     compiles = [c for c in compiles if c]

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from mnist_lightning.commands import main
-from mnist_lightning.model.compiled_step import VAL_ACC_TOL, WEIGHTS_ATOL
+from mnist_lightning.common.errors import UserError
+from mnist_lightning.model.compiled_step import VAL_ACC_TOL, WEIGHTS_ATOL, CompiledStep
+from mnist_lightning.model.net import MyMNIST
 from tests.helpers.synthetic import make_mnist, small_args
 from tests.test_steps_per_call import ENV, assert_same_training, last, run_folder, scalars
 
@@ -174,10 +176,6 @@ def test_dropout_trains_inside_the_compiled_step(data_dir: Path, tmp_path: Path)
 def test_a_schedule_feeds_the_one_graph_and_a_changed_constant_is_refused() -> None:
     # lr and beta1 change every step under onecycle: inputs of the graph. Anything else that changes would rebuild
     # it (a silent slowdown, then eager after torch's recompile limit): refused in one paragraph instead
-    from mnist_lightning.common.errors import UserError
-    from mnist_lightning.model.compiled_step import CompiledStep
-    from mnist_lightning.model.net import MyMNIST
-
     torch.manual_seed(0)
     net = MyMNIST([16])
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.01)
