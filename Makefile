@@ -28,7 +28,7 @@ train: install ## fit CONFIG (default configs/base.yaml); extra CLI flags in ARG
 	$(PY) -m mnist_lightning fit --config $(CONFIG) --data.data_dir $(DATA) $(ARGS)
 
 test: install ## run the test suite
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 export: install ## export CKPT (best|last|path, of the newest run) to mnist.onnx and mnist.pt without training
 	$(PY) -m mnist_lightning export --ckpt_path $(CKPT) $(ARGS)
@@ -47,7 +47,7 @@ bench: install ## speed on the real MNIST in DATA: per-epoch side by side, calls
 	$(PY) benchmarks/compile_tolerance.py --data $(DATA)
 	$(PY) benchmarks/bench_startup.py --data $(DATA) $(STARTUP_ARGS)
 
-accuracy: install ## train base/best/fast for 3 seeds on the real MNIST in DATA, write benchmarks/ACCURACY.md
+accuracy: install ## train base/best/fast/record for 3 seeds on the real MNIST in DATA, write benchmarks/ACCURACY.md
 	$(PY) benchmarks/accuracy.py --data $(DATA) $(ARGS)
 
 tune-bench: install ## tune configs/search/fast.yaml on the real MNIST in DATA (MINUTES=20, 2 workers), train what it finds

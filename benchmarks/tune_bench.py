@@ -21,11 +21,13 @@ from pathlib import Path
 
 import optuna
 import torch
-from accuracy import KEEP, ROOT, _mean, machine, run_one, seed_rows  # benchmarks/ is on sys.path when run as a script
+
+# benchmarks/ is on sys.path when run as a script
+from accuracy import ROOT, TUNE_MARK, _mean, machine, run_one, seed_rows
 
 from mnist_lightning.tune.report import top_table
 
-SECTION = KEEP + ": written by benchmarks/tune_bench.py -->"
+SECTION = TUNE_MARK + ": written by benchmarks/tune_bench.py -->"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 

@@ -1,5 +1,5 @@
 """The accuracy options (AdamW, LR schedules, label smoothing, dropout, standardisation, augmentation) and the
-shipped configs/best.yaml and configs/fast.yaml, on the synthetic data."""
+shipped configs/best.yaml, configs/fast.yaml and configs/record.yaml, on the synthetic data."""
 
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ def test_bad_option_from_the_cli_is_one_clear_error(data_dir: Path, tmp_path: Pa
     assert not (tmp_path / "lightning_logs").exists()
 
 
-@pytest.mark.parametrize("config", ["best", "fast"])
+@pytest.mark.parametrize("config", ["best", "fast", "record"])
 def test_shipped_recipes_run(config: str, data_dir: Path, tmp_path: Path) -> None:
     cli = run_cli(
         ["fit", "--config", str(CONFIGS / f"{config}.yaml"), "--data.data_dir", str(data_dir)]
