@@ -1,5 +1,5 @@
 """configs/record.yaml, the accuracy record: the tutorial's net exactly, and every path base.yaml has (a SIGKILL
-mid-epoch and its resume, export, test, predict, tune), on the synthetic data."""
+mid-epoch and its resume, export, test, predict, tune, TensorBoard), on the synthetic data."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from onnx import numpy_helper
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnist_lightning.commands import main
 from mnist_lightning.model.net import MyMNIST
@@ -50,6 +51,9 @@ def test_record_is_the_tutorial_net_end_to_end(data_dir: Path, tmp_path: Path) -
     (logits,) = session.run(["numbers"], {"images": pixels})
     with torch.no_grad():
         np.testing.assert_allclose(logits, net(torch.from_numpy(pixels)).numpy(), rtol=1e-4, atol=1e-5)
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/acc")] == [9, 19, 29]  # TensorBoard: one point per epoch
     best = next((run / "checkpoints").glob("best-*.ckpt"))
     for stage in ("test", "predict"):
         assert main([stage, *args, "--ckpt_path", str(best)]) == 0
