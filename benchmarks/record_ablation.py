@@ -25,12 +25,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from mnist_lightning.common.contract import MNIST_MEAN, MNIST_STD
-from mnist_lightning.common.mnist_files import raw_folder
 from mnist_lightning.model.net import MyMNIST
 from mnist_lightning.training.augment import BatchAugment
-from mnist_lightning.training.data import SPLIT_SEED, load_split
-
-VAL_SIZE = 5000  # the DataModule's default split
+from mnist_lightning.training.data import MNISTDataModule
 
 
 class SmallCNN(nn.Module):
@@ -49,11 +46,11 @@ class SmallCNN(nn.Module):
 
 
 def splits(data: str) -> tuple[torch.Tensor, ...]:
-    """Train and val as the DataModule splits them (the same fixed permutation), pixels in [0, 1]."""
-    images, labels = load_split(raw_folder(data), "train")
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    train, val = order[VAL_SIZE:], order[:VAL_SIZE]
-    return images[train].float() / 255, labels[train], images[val].float() / 255, labels[val]
+    """Train and val exactly as the DataModule splits them (its default val_size), pixels in [0, 1]."""
+    datamodule = MNISTDataModule(data_dir=data, download=False, verify_md5=False)
+    datamodule.setup("fit")
+    (x_train, y_train), (x_val, y_val) = datamodule.splits["train"], datamodule.splits["val"]
+    return x_train.float() / 255, y_train, x_val.float() / 255, y_val
 
 
 @torch.no_grad()
