@@ -40,12 +40,11 @@ def real_mnist() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[test])")
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)")
-    profile = ROOT / ".pytest_cache" / "chromium-profile"
-    shutil.rmtree(profile, ignore_errors=True)
+    profile = tmp_path_factory.mktemp("chromium-profile")  # not in the checkout (a .pytest_cache left there)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
