@@ -136,8 +136,9 @@ CONTENDERS = {
 
 
 ONE_ROUND = ("c_to_98", "c_fit_50_epochs")  # long single runs: one round is enough
-# Per epoch as (wall of a 3-epoch run - wall of a 1-epoch run) / 2, each run a fresh process with a cold compile
-# cache: start-up, compilation and the end-of-fit export cancel out (#25's measure for configs/speed.yaml)
+# Per epoch as (wall of a 3-epoch run - wall of a 1-epoch run) / 2, each run a fresh process: start-up, compilation
+# and the end-of-fit export cancel out (#25's measure for configs/speed.yaml). They compile from a cache warmed before
+# the rounds: cold builds vary by seconds between processes (15.6-20.8 s seen), more than the 2 epochs measured
 WALLS = {
     "w_plain": lambda d, e: run_plain(d, e),
     "w_project_k8": lambda d, e: run_project(d, e, "--model.steps_per_call", "8"),
@@ -153,13 +154,14 @@ def worker(name: str, data_dir: str, epochs: int) -> None:
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def spawn(name: str, data_dir: str, epochs: int) -> dict:
-    with tempfile.TemporaryDirectory() as cache:  # a cold torch.compile cache for every process
+def spawn(name: str, data_dir: str, epochs: int, cache: str | None = None) -> dict:
+    """One contender in a process of its own, with a cold torch.compile cache unless ``cache`` names a warm one."""
+    with tempfile.TemporaryDirectory() as cold:
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", name, "--data", data_dir, "--epochs", str(epochs)],
             capture_output=True,
             text=True,
-            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache},
+            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache or cold},
         )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
@@ -167,12 +169,12 @@ def spawn(name: str, data_dir: str, epochs: int) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
-def spawn_walls(name: str, data_dir: str) -> dict:
+def spawn_walls(name: str, data_dir: str, cache: str) -> dict:
     """One round of a WALLS contender: a 1-epoch and a 3-epoch run, per epoch = the difference / 2.
 
-    Each run's own compile time is taken off its wall first: a cold compile varies by a second or so from process
-    to process, which would otherwise land in the difference."""
-    one, three = spawn(name, data_dir, 1), spawn(name, data_dir, 3)
+    Each run's own compile time (from the warm ``cache``) is taken off its wall first, so that what is left of the
+    compile's variation from process to process does not land in the difference either."""
+    one, three = spawn(name, data_dir, 1, cache), spawn(name, data_dir, 3, cache)
     net = [r["wall_s"] - (r.get("compile_s") or 0.0) for r in (one, three)]
     return {
         **three,
@@ -218,12 +220,16 @@ def main() -> None:
         for n in FILES:
             shutil.copyfile(src / n, raw / n)
         runs: dict[str, list[dict]] = {n: [] for n in names}
+        warm = os.path.join(scratch, "compile-cache")
+        for n in (n for n in names if n in WALLS):
+            print(f"warm-up: {n} (fills the compile cache of the w_* runs) ...", flush=True)
+            spawn(n, scratch, 1, warm)
         for r in range(args.rounds):
             for n in names:
                 if n in ONE_ROUND and r > 0:
                     continue  # long single runs: one round is enough
                 print(f"round {r + 1}/{args.rounds}: {n} ...", flush=True)
-                runs[n].append(spawn_walls(n, scratch) if n in WALLS else spawn(n, scratch, args.epochs))
+                runs[n].append(spawn_walls(n, scratch, warm) if n in WALLS else spawn(n, scratch, args.epochs))
         calls = {} if args.no_call_counts else call_counts(scratch)
     print("RUNS " + json.dumps(runs), flush=True)  # the raw rounds, in the log whatever the report does
     write_report(runs, args, calls)

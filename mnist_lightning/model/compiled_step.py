@@ -48,10 +48,11 @@ def _step(
 ) -> torch.Tensor:
     """One step in place (weights, Adam state, ``sums += [loss x n, correct, n]``); returns the loss.
 
-    ``scheduled`` holds [lr, beta1], the two values an LR schedule changes every step: as a tensor they are inputs
-    of the graph, where Python floats would be constants of it and recompile it at each new value.
+    ``scheduled`` holds [lr, beta1, 1 - beta1^t, sqrt(1 - beta2^t)] for this step t: values that change every step,
+    so inputs of the graph (Python floats would be constants of it and recompile it at each new value). The bias
+    corrections come from the host: inside the graph inductor recomputed both powers for every 16 weights.
     """
-    lr, beta1 = scheduled[0], scheduled[1]
+    lr, beta1, correction1, correction2_sqrt = scheduled[0], scheduled[1], scheduled[2], scheduled[3]
     beta2, eps, weight_decay, decoupled, smoothing = hyper
     params, steps, exp_avgs, exp_avg_sqs = state
     grads, (loss, correct) = grad_and_value(_loss, has_aux=True)(
@@ -66,8 +67,8 @@ def _step(
             g = g.add(param, alpha=weight_decay)
         exp_avg.add_((g - exp_avg) * (1 - beta1))  # lerp_(g, 1 - beta1), whose tensor weight must match dtypes
         exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = (exp_avg_sq.sqrt() / (1 - beta2**step).sqrt()).add_(eps)
-        param.sub_(lr * exp_avg / (denom * (1 - beta1**step)))
+        denom = (exp_avg_sq.sqrt() / correction2_sqrt).add_(eps)
+        param.sub_(lr * exp_avg / (denom * correction1))
     n = labels.shape[0]
     sums[0].add_(loss.float() * n)
     sums[1].add_(correct)
@@ -94,14 +95,16 @@ class CompiledStep:
         self.state: tuple[Tensors, Tensors, Tensors, Tensors] | None = None
         self.compile_seconds: float | None = None  # the first compiled call: tracing, code generation, one step
         device = self.group["params"][0].device
-        self.scheduled = torch.zeros(2, dtype=torch.float64, device=device)  # [lr, beta1], refilled every step
+        self.scheduled = torch.zeros(4, dtype=torch.float64, device=device)  # refilled every step, see _step
+        self.steps: int | None = None  # Adam's step count, read from its state after each eager step
         torch.compiler.reset()  # a new run (a tune trial, say) compiles afresh instead of filling dynamo's cache
         self._compiled = torch.compile(_step, dynamic=False)
 
     def fits(self, images: torch.Tensor) -> bool:
-        if self.shape is not None:
-            return images.shape == self.shape
-        return all(p in self.optimizer.state for p in self.group["params"])
+        if self.shape is not None and images.shape == self.shape:
+            return True
+        self.steps = None  # the eager step takes this batch and advances Adam's step count
+        return self.shape is None and all(p in self.optimizer.state for p in self.group["params"])
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
         group = self.group
@@ -115,8 +118,13 @@ class CompiledStep:
                 [s["exp_avg"] for s in state],
                 [s["exp_avg_sq"] for s in state],
             )
+        if self.steps is None:  # one read (a host sync on a GPU) per epoch, not per step
+            self.steps = int(self.state[1][0])
+        self.steps += 1
         beta1, beta2 = group["betas"]
-        self.scheduled[0], self.scheduled[1] = group["lr"], beta1
+        scheduled = self.scheduled
+        scheduled[0], scheduled[1] = group["lr"], beta1
+        scheduled[2], scheduled[3] = 1 - beta1**self.steps, (1 - beta2**self.steps) ** 0.5
         hyper = (beta2, group["eps"], group["weight_decay"], bool(group.get("decoupled_weight_decay")), self.smoothing)
         args = (self.net, self.names, self.state, images, labels, sums, self.scheduled, hyper)
         if self.shape is not None:

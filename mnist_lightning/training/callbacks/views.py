@@ -6,13 +6,16 @@ Everything happens at evaluation time or once per epoch; the per-training-step p
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from mnist_lightning.common.contract import INPUT_SIZE, MONITOR, NUM_CLASSES
@@ -77,10 +80,8 @@ class TensorBoardViews(L.Callback):
             logger.log_metrics(per_digit, step)
         for tb in _tensorboards(trainer):
             title = f"{stage} confusion matrix, epoch {trainer.current_epoch}, {int(matrix.sum())} digits"
-            tb.experiment.add_image(
-                f"{stage}/confusion_matrix", confusion_image(matrix, title), step, dataformats="HWC"
-            )
-            tb.experiment.add_image(f"{stage}/misclassified", self._grid(), step, dataformats="HWC")
+            add_png(tb, f"{stage}/confusion_matrix", confusion_image(matrix, title), step)
+            add_png(tb, f"{stage}/misclassified", self._grid(), step)
 
     def _grid(self) -> Any:
         if not self._wrong:
@@ -178,6 +179,18 @@ def hparams_row(tb: TensorBoardLogger, params: dict[str, Any], metrics: dict[str
     for summary in hparams(params, dict.fromkeys(HP_METRICS, 0.0)):  # only the keys are read: the columns
         tb.experiment.file_writer.add_summary(summary, step)
     tb.log_metrics(metrics, step)
+
+
+def add_png(tb: TensorBoardLogger, tag: str, image: np.ndarray, step: int) -> None:
+    """``add_image`` of an RGB uint8 [H, W, 3] array, as PNG at zlib level 1: PIL's default level 6 and add_image's
+    float round trip took three times as long, every validation, for files a sixth smaller."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    height, width, channels = image.shape
+    picture = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=buffer.getvalue())
+    tb.experiment.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
 
 
 def _tensorboards(trainer: L.Trainer) -> list[TensorBoardLogger]:
