@@ -23,6 +23,7 @@ from mnist_lightning.model.compiled_step import CompiledStep, check_one_process
 from mnist_lightning.model.net import MyMNIST
 from mnist_lightning.model.options import DEFAULTS, LrSchedule, ModelOptions, Optimizer, architecture
 from mnist_lightning.training.augment import BatchAugment
+from mnist_lightning.training.callbacks.step_hooks import step_hooks_where_used
 from mnist_lightning.training.multi_step import log_call_step, optimizer_steps, train_steps
 from mnist_lightning.training.rank_seeds import seed_rank
 
@@ -30,6 +31,7 @@ STAGES = ("train", "val", "test")
 SCHEDULE_KEY = "mnist_lightning_schedule"  # in checkpoints: the step count the LR schedule was built for
 
 
+@step_hooks_where_used
 class MNISTClassifier(L.LightningModule):
     """Wraps :class:`MyMNIST`; logs ``{train,val,test}/{loss,acc}``; predicts digits and probabilities."""
 

@@ -30,9 +30,9 @@ def train_steps(module: L.LightningModule, batches: list[Batch]) -> None:
     compiled = module.compiled
     if compiled is None and module.hparams.compile:
         compiled = module.compiled = CompiledStep(module.net, optimizer.optimizer, module._smoothing)
-    for batch in batches:
-        step = trainer.global_step  # counts optimizer.step() calls, as in automatic optimization
-        if 0 <= trainer.max_steps <= step:
+    first, max_steps = trainer.global_step, trainer.max_steps  # global_step counts optimizer.step() calls
+    for step, batch in enumerate(batches, start=first):  # each batch below is one optimizer.step()
+        if 0 <= max_steps <= step:
             return  # max_steps inside a call: stop where K = 1 stops
         if compiled is not None and compiled.fits(batch[0]):
             images = module.augment(batch[0]) if module._augment else batch[0]

@@ -1,4 +1,4 @@
-"""Per-batch hooks only where a callback uses them: Lightning calls a callback's hook only when it is callable.
+"""Per-batch hooks only where a callback or the module uses them: Lightning calls a hook only when it is callable.
 
 Lightning dispatches every per-step hook to every callback, each through a profiler context (~14 Python calls); with
 nine always-on callbacks that was ~40 % of a training step's Python calls, nearly all of them no-op defaults.
@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary
 from lightning.pytorch.cli import SaveConfigCallback
 
 C = TypeVar("C", bound=type[Callback])
+M = TypeVar("M", bound=type[L.LightningModule])
 
 # the hooks Lightning calls on every training/evaluation batch or optimizer step
 PER_BATCH_HOOKS = (
@@ -35,6 +36,26 @@ def batch_hooks_where_used(cls: C) -> C:
     """Class decorator: the per-batch hooks ``cls`` inherits as Callback's no-op defaults become None (skipped)."""
     for name in PER_BATCH_HOOKS:
         if getattr(cls, name) is getattr(Callback, name):
+            setattr(cls, name, None)
+    return cls
+
+
+# The LightningModule's own per-training-step hooks go through the same check; its evaluation batch hooks stay, as
+# Lightning reads their signatures before every evaluation loop
+MODULE_STEP_HOOKS = (
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+)
+
+
+def step_hooks_where_used(cls: M) -> M:
+    """Class decorator: the per-training-step hooks a LightningModule inherits as no-op defaults become None."""
+    for name in MODULE_STEP_HOOKS:
+        if getattr(cls, name) is getattr(L.LightningModule, name):
             setattr(cls, name, None)
     return cls
 
