@@ -15,14 +15,17 @@ from lightning.pytorch.cli import SaveConfigCallback
 C = TypeVar("C", bound=type[Callback])
 M = TypeVar("M", bound=type[L.LightningModule])
 
-# the hooks Lightning calls on every training/evaluation batch or optimizer step
-PER_BATCH_HOOKS = (
+# the hooks Lightning calls on every training batch or optimizer step, and on every evaluation batch
+TRAIN_STEP_HOOKS = (
     "on_train_batch_start",
     "on_train_batch_end",
     "on_before_backward",
     "on_after_backward",
     "on_before_optimizer_step",
     "on_before_zero_grad",
+)
+PER_BATCH_HOOKS = (
+    *TRAIN_STEP_HOOKS,
     "on_validation_batch_start",
     "on_validation_batch_end",
     "on_test_batch_start",
@@ -40,21 +43,12 @@ def batch_hooks_where_used(cls: C) -> C:
     return cls
 
 
-# The LightningModule's own per-training-step hooks go through the same check; its evaluation batch hooks stay, as
-# Lightning reads their signatures before every evaluation loop
-MODULE_STEP_HOOKS = (
-    "on_train_batch_start",
-    "on_train_batch_end",
-    "on_before_backward",
-    "on_after_backward",
-    "on_before_optimizer_step",
-    "on_before_zero_grad",
-)
-
-
 def step_hooks_where_used(cls: M) -> M:
-    """Class decorator: the per-training-step hooks a LightningModule inherits as no-op defaults become None."""
-    for name in MODULE_STEP_HOOKS:
+    """Class decorator: the per-training-step hooks a LightningModule inherits as no-op defaults become None.
+
+    Its evaluation batch hooks stay: Lightning reads their signatures before every evaluation loop.
+    """
+    for name in TRAIN_STEP_HOOKS:
         if getattr(cls, name) is getattr(L.LightningModule, name):
             setattr(cls, name, None)
     return cls
