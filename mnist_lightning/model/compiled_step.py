@@ -101,6 +101,8 @@ class CompiledStep:
         self._compiled = torch.compile(_step, dynamic=False)
 
     def fits(self, images: torch.Tensor) -> bool:
+        """Whether ``images`` take the compiled step; False means the caller takes the eager one, so Adam's step count
+        is read back before the next compiled step."""
         if self.shape is not None and images.shape == self.shape:
             return True
         self.steps = None  # the eager step takes this batch and advances Adam's step count
